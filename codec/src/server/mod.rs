@@ -1,0 +1,1074 @@
+//! The server side of an HTTP/2 connection carrying gRPC, as a sans-IO state machine.
+//!
+//! [`Connection`] never touches a socket or a clock. Its methods come in four groups,
+//! in the manner of quinn-proto:
+//!
+//! - **inputs**: [`Connection::recv`] with the bytes read from the socket, and
+//!   [`Connection::handle_timeout`] when the deadline of [`Connection::poll_timeout`]
+//!   has passed;
+//! - **outputs**: [`Connection::poll_event`] for what the engine must act on (a new
+//!   request, a message, the end of a request, a reset) and
+//!   [`Connection::poll_transmit`] for the bytes to write;
+//! - **commands** from the engine: [`Connection::send_headers`],
+//!   [`Connection::send_message`], [`Connection::send_trailers`],
+//!   [`Connection::reset`], [`Connection::release_capacity`],
+//!   [`Connection::release_stream`], [`Connection::go_away`];
+//! - **getters**: [`Connection::is_closed`], [`Connection::queued_send_bytes`], ...
+//!
+//! The driving loop: after reading, call `recv`, then drain `poll_event` until it
+//! returns `None` (running handlers, which issue commands), then call
+//! `poll_transmit` once and write everything it produced in one write. Repeat.
+//!
+//! # Backpressure
+//!
+//! Received messages hold flow-control credit until the engine calls
+//! `release_capacity` for them, which is how a handler that stops reading stops its
+//! client. Bytes of a message still being reassembled are credited back at once (the
+//! reassembly buffer is bounded by the message size limit instead), otherwise a
+//! message larger than the window could never complete. Outgoing messages wait in
+//! the stream's queue until both windows allow them; the engine reads
+//! [`Connection::queued_send_bytes`] to hold its senders.
+
+mod config;
+mod flow;
+mod request;
+mod store;
+mod transmit;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{default_max_continuation_frames, Config};
+pub use request::RequestHead;
+
+use crate::error::{Error, Initiator, Reason};
+use crate::frame::{
+    Continuation, Data, Frame, FrameHeader, GoAway, Headers, Ping, Reset, Settings, StreamId, WindowUpdate,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, HEADER_LEN, PREFACE,
+};
+use crate::grpc::{status, Message, MessageError};
+use crate::hpack;
+use flow::{RecvWindow, SendWindow};
+use request::{HeadBuilder, Verdict};
+use store::{HeadState, Key, OutMessage, OutTrailers, RecentlyReset, Store};
+
+/// Something the engine must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new gRPC request: route it and start its handler. The stream counts against
+    /// the concurrency limit until [`Connection::release_stream`].
+    Request {
+        /// The stream carrying the call.
+        id: StreamId,
+        /// Path, deadline and metadata.
+        head: Box<RequestHead>,
+    },
+    /// A complete request message. Its `data.len() + 5` bytes of flow-control credit
+    /// come back when the engine calls [`Connection::release_capacity`].
+    Message {
+        /// The stream.
+        id: StreamId,
+        /// The message, usually a zero-copy slice of the read buffer.
+        message: Message,
+    },
+    /// The client half-closed: no more messages will come on this stream.
+    EndOfStream {
+        /// The stream.
+        id: StreamId,
+    },
+    /// The stream ended before its response did: cancel the handler, then call
+    /// [`Connection::release_stream`].
+    Reset {
+        /// The stream.
+        id: StreamId,
+        /// The code the stream was reset with (CANCEL from a client cancelling).
+        reason: Reason,
+        /// Whether the client reset it, or the codec did after answering a protocol
+        /// or gRPC error on it (for example a message over the size limit).
+        initiator: Initiator,
+    },
+    /// The client sent GOAWAY: it will open no more streams.
+    GoAway {
+        /// The last stream the client says it may have processed.
+        last_stream_id: StreamId,
+        /// Its reason.
+        reason: Reason,
+        /// Its debug data.
+        debug: Bytes,
+    },
+    /// The connection failed. A GOAWAY is queued: call `poll_transmit`, write, close.
+    /// Every handler of this connection should be cancelled.
+    Closed {
+        /// What went wrong, and who said so.
+        error: Error,
+        /// Remote if the client sent a GOAWAY with an error, Local if we detected it.
+        initiator: Initiator,
+    },
+}
+
+/// The gRPC status a response ends with, as the engine hands it to
+/// [`Connection::send_trailers`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseStatus {
+    /// The gRPC status code (see [`crate::grpc::status`]).
+    pub code: u32,
+    /// A human-readable message, UTF-8; the codec percent-encodes it.
+    pub message: Bytes,
+    /// Serialized `google.rpc.Status`, sent as `grpc-status-details-bin`.
+    pub details: Option<Bytes>,
+}
+
+impl ResponseStatus {
+    /// Status OK with no message.
+    pub const OK: ResponseStatus = ResponseStatus { code: status::OK, message: Bytes::new(), details: None };
+
+    /// A status with a static message.
+    pub fn new(code: u32, message: &'static str) -> ResponseStatus {
+        ResponseStatus { code, message: Bytes::from_static(message.as_bytes()), details: None }
+    }
+}
+
+/// A command named a stream that is gone or can no longer send: it was reset, its
+/// response already ended, or it never existed. The handler should stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamClosed(pub StreamId);
+
+impl std::fmt::Display for StreamClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is closed", self.0)
+    }
+}
+
+impl std::error::Error for StreamClosed {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the client preface; `matched` bytes of it seen so far.
+    Preface { matched: usize },
+    /// The preface arrived; the next frame must be SETTINGS (§3.4).
+    FirstSettings,
+    Open,
+    /// We sent GOAWAY(2^31 - 1) and a PING; at its ACK we send the real GOAWAY.
+    DrainAnnounced,
+    /// GOAWAY with a final last-stream-id sent: streams above it are ignored,
+    /// the rest run to completion.
+    Draining,
+    /// Nothing more will be processed; flush and close.
+    Closed,
+}
+
+/// Control frames waiting to be written, in order.
+#[derive(Clone, Debug)]
+enum Control {
+    SettingsAck,
+    PingAck([u8; 8]),
+    Ping([u8; 8]),
+    Reset(StreamId, Reason),
+    WindowUpdate(StreamId, u32),
+    GoAway(StreamId, Reason, &'static str),
+}
+
+/// The payload of the PING that follows GOAWAY(2^31 - 1) in a graceful shutdown.
+const DRAIN_PING: [u8; 8] = *b"ringdrn\0";
+
+/// A header block split over HEADERS and CONTINUATION frames, being collected.
+struct PartialBlock {
+    stream_id: StreamId,
+    end_stream: bool,
+    fragments: BytesMut,
+    continuations: u32,
+}
+
+/// What a header block is for, decided when its HEADERS frame arrives.
+#[derive(Clone, Copy, Debug)]
+enum BlockTarget {
+    /// A new request stream.
+    Open,
+    /// Trailers on an open request stream.
+    Trailers(Key),
+    /// Decode for HPACK state only, then answer with this reset (if any).
+    Discard(Option<Reason>),
+}
+
+/// The server side of one HTTP/2 connection. See the [module docs](self).
+pub struct Connection {
+    config: Config,
+    phase: Phase,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+
+    streams: Store,
+    /// Highest client stream id seen; ids up to it are no longer idle (§5.1.1).
+    max_client_id: StreamId,
+    recently_reset: RecentlyReset,
+    partial: Option<PartialBlock>,
+
+    // Flow control and peer settings.
+    conn_recv: RecvWindow,
+    conn_send: SendWindow,
+    peer_initial_window: u32,
+    peer_max_frame_size: u32,
+
+    // Our SETTINGS: sent at the first transmit, in force once acknowledged.
+    settings_sent: bool,
+    settings_acked: bool,
+    handshake_deadline: Option<Instant>,
+
+    // Output.
+    control: VecDeque<Control>,
+    pending_control_replies: u32,
+    ready: VecDeque<Key>,
+    events: VecDeque<Event>,
+    /// Header blocks are HPACK-encoded here before framing (reused).
+    scratch: BytesMut,
+    /// Values are base64- or percent-encoded here before HPACK (reused).
+    value_scratch: BytesMut,
+
+    // Abuse counters (see Config).
+    peer_resets: u32,
+    error_resets: u32,
+    empty_frames: u32,
+    new_streams_this_recv: u32,
+}
+
+impl Connection {
+    /// A connection just accepted at `now`.
+    pub fn new(config: Config, now: Instant) -> Connection {
+        let config = config.validated();
+        Connection {
+            phase: Phase::Preface { matched: 0 },
+            decoder: hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE),
+            encoder: hpack::Encoder::new(),
+            streams: Store::new(),
+            max_client_id: StreamId::ZERO,
+            recently_reset: RecentlyReset::new(),
+            partial: None,
+            conn_recv: RecvWindow::growing_from(DEFAULT_WINDOW_SIZE, config.initial_connection_window),
+            conn_send: SendWindow::new(DEFAULT_WINDOW_SIZE),
+            peer_initial_window: DEFAULT_WINDOW_SIZE,
+            peer_max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            settings_sent: false,
+            settings_acked: false,
+            handshake_deadline: Some(now + config.handshake_timeout),
+            control: VecDeque::new(),
+            pending_control_replies: 0,
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: BytesMut::new(),
+            value_scratch: BytesMut::new(),
+            peer_resets: 0,
+            error_resets: 0,
+            empty_frames: 0,
+            new_streams_this_recv: 0,
+            config,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The configuration in force (after [`Config::validated`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Nothing more will be received; once `poll_transmit` has nothing left to
+    /// write, the engine closes the socket.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Streams currently counted against the concurrency limit.
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes of messages queued on `id` and not yet written (0 for a gone stream).
+    /// The engine holds a stream's sender while this is above its high-water mark.
+    pub fn queued_send_bytes(&self, id: StreamId) -> usize {
+        self.streams.find(id).map_or(0, |key| self.streams.peek(key).queued)
+    }
+
+    /// Whether `poll_transmit` would write anything.
+    pub fn wants_transmit(&self) -> bool {
+        !self.settings_sent || !self.control.is_empty() || !self.ready.is_empty() || self.conn_recv_update_due()
+    }
+
+    /// When [`Connection::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.handshake_deadline
+    }
+
+    // ----- inputs -----
+
+    /// Processes the bytes read from the socket: every complete frame at the front of
+    /// `buf` is consumed (split off, so messages can be zero-copy slices of it); an
+    /// incomplete frame is left in `buf` for the next read to complete.
+    pub fn recv(&mut self, _now: Instant, buf: &mut BytesMut) {
+        self.new_streams_this_recv = 0;
+        if let Phase::Preface { matched } = self.phase {
+            let take = buf.len().min(PREFACE.len() - matched);
+            if buf[..take] != PREFACE[matched..matched + take] {
+                // §3.4: an invalid preface is a connection error of type PROTOCOL_ERROR.
+                self.connection_error(Error::connection(Reason::PROTOCOL_ERROR, "invalid connection preface"));
+                buf.clear();
+                return;
+            }
+            let _ = buf.split_to(take);
+            self.phase = if matched + take == PREFACE.len() {
+                Phase::FirstSettings
+            } else {
+                Phase::Preface { matched: matched + take }
+            };
+            if matches!(self.phase, Phase::Preface { .. }) {
+                return;
+            }
+        }
+        while self.phase != Phase::Closed {
+            let Some(head) = FrameHeader::parse(buf) else { break };
+            // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR;
+            // checked before waiting for its payload so a huge length buffers nothing.
+            if head.len > self.config.max_frame_size {
+                self.connection_error(Error::connection(Reason::FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE"));
+                break;
+            }
+            let total = HEADER_LEN + head.len as usize;
+            if buf.len() < total {
+                // Make room for the rest of this frame in one piece.
+                buf.reserve(total - buf.len());
+                break;
+            }
+            let mut frame = buf.split_to(total);
+            let payload = frame.split_off(HEADER_LEN).freeze();
+            if let Err(error) = self.handle_frame(head, payload) {
+                self.handle_error(error);
+            }
+        }
+        if self.phase == Phase::Closed {
+            buf.clear();
+        }
+    }
+
+    /// Call when the deadline of [`Connection::poll_timeout`] has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.handshake_deadline.is_some_and(|deadline| now >= deadline) {
+            self.handshake_deadline = None;
+            let error = if matches!(self.phase, Phase::Preface { .. } | Phase::FirstSettings) {
+                Error::connection(Reason::PROTOCOL_ERROR, "no preface and SETTINGS in time")
+            } else {
+                Error::connection(Reason::SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time")
+            };
+            self.connection_error(error);
+        }
+    }
+
+    fn handle_error(&mut self, error: Error) {
+        match error {
+            Error::Connection { .. } => self.connection_error(error),
+            Error::Stream { id, reason } => self.stream_error(id, reason),
+        }
+    }
+
+    fn handle_frame(&mut self, head: FrameHeader, payload: Bytes) -> Result<(), Error> {
+        // §6.10: while a header block is open, only its CONTINUATION frames may come.
+        if let Some(partial) = &self.partial {
+            if head.kind != crate::frame::Kind::Continuation || head.stream_id != partial.stream_id {
+                return Err(Error::connection(Reason::PROTOCOL_ERROR, "expected CONTINUATION"));
+            }
+        }
+        let frame = Frame::parse(head, payload)?;
+        if self.phase == Phase::FirstSettings {
+            // §3.4: the client preface is followed by a SETTINGS frame.
+            if !matches!(&frame, Frame::Settings(s) if !s.ack) {
+                return Err(Error::connection(Reason::PROTOCOL_ERROR, "first frame is not SETTINGS"));
+            }
+            self.phase = Phase::Open;
+            if self.settings_acked {
+                self.handshake_deadline = None;
+            }
+        }
+        match frame {
+            Frame::Data(data) => self.on_data(data),
+            Frame::Headers(headers) => self.on_headers(headers),
+            Frame::Continuation(cont) => self.on_continuation(cont),
+            Frame::Priority(_) | Frame::Unknown { .. } => Ok(()),
+            Frame::Reset(reset) => self.on_reset(reset),
+            Frame::Settings(settings) => self.on_settings(settings),
+            // §8.4: "A client cannot push ... a server MUST treat the receipt of a
+            // PUSH_PROMISE frame as a connection error of type PROTOCOL_ERROR."
+            Frame::PushPromise { .. } => Err(Error::connection(Reason::PROTOCOL_ERROR, "PUSH_PROMISE from a client")),
+            Frame::Ping(ping) => self.on_ping(ping),
+            Frame::GoAway(go_away) => self.on_go_away(go_away),
+            Frame::WindowUpdate(update) => self.on_window_update(update),
+        }
+    }
+
+    fn count_empty_frame(&mut self) -> Result<(), Error> {
+        self.empty_frames += 1;
+        if self.empty_frames > self.config.max_empty_frames {
+            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many empty frames"));
+        }
+        Ok(())
+    }
+
+    // ----- HEADERS and CONTINUATION -----
+
+    fn on_headers(&mut self, headers: Headers) -> Result<(), Error> {
+        let id = headers.stream_id;
+        // §5.1.1: "Streams initiated by a client MUST use odd-numbered stream identifiers".
+        if !id.is_client_initiated() {
+            return Err(Error::connection(Reason::PROTOCOL_ERROR, "even stream id from client"));
+        }
+        if headers.fragment.is_empty() && !headers.end_headers {
+            self.count_empty_frame()?;
+        }
+        if headers.end_headers {
+            self.header_block(id, headers.fragment, headers.end_stream)
+        } else {
+            let mut fragments = std::mem::take(&mut self.scratch);
+            fragments.clear();
+            fragments.extend_from_slice(&headers.fragment);
+            self.partial = Some(PartialBlock { stream_id: id, end_stream: headers.end_stream, fragments, continuations: 0 });
+            Ok(())
+        }
+    }
+
+    fn on_continuation(&mut self, cont: Continuation) -> Result<(), Error> {
+        let Some(partial) = &mut self.partial else {
+            // §6.10: CONTINUATION not preceded by HEADERS/CONTINUATION without END_HEADERS.
+            return Err(Error::connection(Reason::PROTOCOL_ERROR, "unexpected CONTINUATION"));
+        };
+        partial.continuations += 1;
+        if partial.continuations > self.config.max_continuation_frames {
+            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many CONTINUATION frames"));
+        }
+        partial.fragments.extend_from_slice(&cont.fragment);
+        if !cont.end_headers {
+            if cont.fragment.is_empty() {
+                self.count_empty_frame()?;
+            }
+            return Ok(());
+        }
+        let partial = self.partial.take().expect("checked above");
+        let mut fragments = partial.fragments;
+        let block = fragments.split().freeze();
+        self.scratch = fragments;
+        self.header_block(partial.stream_id, block, partial.end_stream)
+    }
+
+    /// Classifies a complete header block by the state of its stream (§5.1), then
+    /// decodes it: every block is decoded, even one we reject, to keep HPACK in sync.
+    fn header_block(&mut self, id: StreamId, block: Bytes, end_stream: bool) -> Result<(), Error> {
+        let target = if let Some(key) = self.streams.find(id) {
+            let stream = self.streams.get(key);
+            if stream.reset || stream.recv_closed {
+                if stream.reset {
+                    BlockTarget::Discard(None)
+                } else {
+                    // §5.1 half-closed (remote): frames other than WINDOW_UPDATE,
+                    // PRIORITY and RST_STREAM are a stream error STREAM_CLOSED.
+                    BlockTarget::Discard(Some(Reason::STREAM_CLOSED))
+                }
+            } else if !end_stream {
+                // §8.1: a second HEADERS (trailers) must end the stream.
+                BlockTarget::Discard(Some(Reason::PROTOCOL_ERROR))
+            } else {
+                BlockTarget::Trailers(key)
+            }
+        } else if id <= self.max_client_id {
+            if self.recently_reset.contains(id) {
+                BlockTarget::Discard(None)
+            } else {
+                // §5.1 closed: HEADERS on a closed stream is STREAM_CLOSED; a client
+                // cannot reopen a stream (§5.1.1).
+                self.decode_discard(&block)?;
+                return Err(Error::connection(Reason::STREAM_CLOSED, "HEADERS on a closed stream"));
+            }
+        } else {
+            self.max_client_id = id;
+            self.new_streams_this_recv += 1;
+            if self.new_streams_this_recv > self.config.max_new_streams_per_recv {
+                return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many new streams at once"));
+            }
+            if matches!(self.phase, Phase::Draining | Phase::Closed) {
+                // Above the last stream id we announced: ignored (§6.8).
+                BlockTarget::Discard(None)
+            } else if self.streams.len() >= self.config.max_concurrent_streams as usize {
+                BlockTarget::Discard(Some(Reason::REFUSED_STREAM))
+            } else {
+                BlockTarget::Open
+            }
+        };
+        match target {
+            BlockTarget::Open => self.open_stream(id, block, end_stream),
+            BlockTarget::Trailers(key) => {
+                let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, true);
+                self.decoder.decode(&block, |h| builder.field(h)).map_err(compression_error)?;
+                match builder.trailers_verdict() {
+                    Verdict::Accept => self.end_of_request(key),
+                    _ => Err(Error::stream(id, Reason::PROTOCOL_ERROR)),
+                }
+            }
+            BlockTarget::Discard(reset) => {
+                self.decode_discard(&block)?;
+                match reset {
+                    Some(Reason::REFUSED_STREAM) => {
+                        self.queue_reset(id, Reason::REFUSED_STREAM);
+                        Ok(())
+                    }
+                    Some(reason) => Err(Error::stream(id, reason)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn decode_discard(&mut self, block: &Bytes) -> Result<(), Error> {
+        self.decoder.decode(block, |_| {}).map_err(compression_error)
+    }
+
+    fn open_stream(&mut self, id: StreamId, block: Bytes, end_stream: bool) -> Result<(), Error> {
+        let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, false);
+        self.decoder.decode(&block, |h| builder.field(h)).map_err(compression_error)?;
+        let content_length = builder.content_length();
+        let (verdict, head) = builder.finish();
+        if verdict == Verdict::Malformed {
+            // §8.1.1: malformed requests are a stream error of type PROTOCOL_ERROR.
+            return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
+        }
+        let key = self.streams.insert(id, self.config.initial_stream_window, self.peer_initial_window);
+        let stream = self.streams.get(key);
+        stream.recv_closed = end_stream;
+        stream.content_length = content_length;
+        stream.compressed_allowed = head.encoding.is_some();
+        match verdict {
+            Verdict::Accept => {
+                stream.handler_active = true;
+                self.events.push_back(Event::Request { id, head: Box::new(head) });
+                if end_stream {
+                    self.events.push_back(Event::EndOfStream { id });
+                }
+            }
+            Verdict::HttpStatus(code) => {
+                stream.head = HeadState::QueuedHttp(code);
+                self.schedule(key);
+            }
+            Verdict::GrpcStatus(code, why) => {
+                stream.trailers = Some(OutTrailers {
+                    code,
+                    message: Bytes::from_static(why.as_bytes()),
+                    details: None,
+                });
+                self.schedule(key);
+            }
+            Verdict::Malformed => unreachable!("answered above"),
+        }
+        Ok(())
+    }
+
+    // ----- DATA -----
+
+    fn on_data(&mut self, data: Data) -> Result<(), Error> {
+        let id = data.stream_id;
+        // Connection flow control counts every DATA frame, whatever its stream (§6.9).
+        if self.conn_recv.consume(data.flow_len).is_err() {
+            return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "connection window exceeded"));
+        }
+        if data.payload.is_empty() && !data.end_stream {
+            self.count_empty_frame()?;
+        }
+        let Some(key) = self.streams.find(id) else {
+            self.conn_recv.release(data.flow_len);
+            if id > self.max_client_id {
+                // §5.1 idle: only HEADERS and PRIORITY may be received.
+                return Err(Error::connection(Reason::PROTOCOL_ERROR, "DATA on an idle stream"));
+            }
+            if self.recently_reset.contains(id) {
+                return Ok(());
+            }
+            return Err(Error::stream(id, Reason::STREAM_CLOSED));
+        };
+        let max_message_size = self.config.max_message_size;
+        let stream = self.streams.get(key);
+        if stream.reset || stream.recv_closed {
+            self.conn_recv.release(data.flow_len);
+            return if stream.reset { Ok(()) } else { Err(Error::stream(id, Reason::STREAM_CLOSED)) };
+        }
+        if stream.recv_window.consume(data.flow_len).is_err() {
+            self.conn_recv.release(data.flow_len);
+            return Err(Error::stream(id, Reason::FLOW_CONTROL_ERROR));
+        }
+        stream.data_received += data.payload.len() as u64;
+        if stream.content_length.is_some_and(|len| stream.data_received > len) {
+            self.conn_recv.release(data.flow_len);
+            return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
+        }
+        // Padding is never delivered: credit it back now.
+        let mut release_now = data.flow_len - data.payload.len() as u32;
+        let payload_len = data.payload.len() as u32;
+        let compressed_allowed = stream.compressed_allowed;
+        let mut bad_compression = false;
+        let events = &mut self.events;
+        let result = stream.decoder.push(data.payload, max_message_size, |message| {
+            if message.compressed && !compressed_allowed {
+                bad_compression = true;
+            }
+            if !bad_compression {
+                events.push_back(Event::Message { id, message });
+            }
+        });
+        match result {
+            Ok(incomplete) => {
+                release_now += incomplete as u32;
+                stream.held += payload_len - incomplete as u32;
+            }
+            Err(error) => {
+                stream.held += payload_len;
+                return self.grpc_stream_error(key, message_status(error));
+            }
+        }
+        if bad_compression {
+            return self.grpc_stream_error(
+                key,
+                ResponseStatus::new(status::INTERNAL, "compressed message without grpc-encoding"),
+            );
+        }
+        if release_now > 0 {
+            stream.recv_window.release(release_now);
+            self.conn_recv.release(release_now);
+            if let Some(increment) = stream.recv_window.take_update() {
+                if !data.end_stream {
+                    self.control.push_back(Control::WindowUpdate(id, increment));
+                }
+            }
+        }
+        if data.end_stream {
+            let stream = self.streams.get(key);
+            if stream.content_length.is_some_and(|len| stream.data_received != len) {
+                return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
+            }
+            if let Err(error) = stream.decoder.finish() {
+                return self.grpc_stream_error(key, message_status(error));
+            }
+            return self.end_of_request(key);
+        }
+        Ok(())
+    }
+
+    fn end_of_request(&mut self, key: Key) -> Result<(), Error> {
+        let stream = self.streams.get(key);
+        stream.recv_closed = true;
+        let id = stream.id;
+        if stream.handler_active {
+            self.events.push_back(Event::EndOfStream { id });
+        }
+        self.maybe_remove(key);
+        Ok(())
+    }
+
+    // ----- RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE -----
+
+    fn on_reset(&mut self, reset: Reset) -> Result<(), Error> {
+        let id = reset.stream_id;
+        let Some(key) = self.streams.find(id) else {
+            if id > self.max_client_id {
+                // §6.4: RST_STREAM on an idle stream is a connection error PROTOCOL_ERROR.
+                return Err(Error::connection(Reason::PROTOCOL_ERROR, "RST_STREAM on an idle stream"));
+            }
+            return Ok(());
+        };
+        let stream = self.streams.get(key);
+        if stream.reset {
+            return Ok(());
+        }
+        let unfinished = !stream.send_closed;
+        self.close_stream(key, reset.reason, Some(Initiator::Remote));
+        if unfinished {
+            self.peer_resets += 1;
+            if self.peer_resets > self.config.max_peer_resets {
+                return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many streams reset by the client"));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_settings(&mut self, settings: Settings) -> Result<(), Error> {
+        if settings.ack {
+            if !self.settings_sent || self.settings_acked {
+                // An ACK for SETTINGS we never sent: a confused peer; ignore it rather
+                // than fail, there is no state it could corrupt.
+                return Ok(());
+            }
+            self.settings_acked = true;
+            // Our smaller table size (if configured) binds the client from now on.
+            self.decoder.set_max_table_size(self.config.header_table_size as usize);
+            if self.phase != Phase::FirstSettings {
+                self.handshake_deadline = None;
+            }
+            return Ok(());
+        }
+        if let Some(size) = settings.header_table_size {
+            self.encoder.update_max_size(size as usize);
+        }
+        if let Some(size) = settings.max_frame_size {
+            self.peer_max_frame_size = size;
+        }
+        if let Some(window) = settings.initial_window_size {
+            // §6.9.2: the change applies to every stream's send window, possibly
+            // making it negative; one exceeding 2^31 - 1 is a FLOW_CONTROL_ERROR.
+            let delta = window as i64 - self.peer_initial_window as i64;
+            self.peer_initial_window = window;
+            let mut overflow = false;
+            let ready = &mut self.ready;
+            self.streams.for_each(|key, stream| {
+                overflow |= stream.send_window.adjust(delta).is_err();
+                if delta > 0 && stream.has_output() && !stream.scheduled {
+                    stream.scheduled = true;
+                    ready.push_back(key);
+                }
+            });
+            if overflow {
+                return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a window"));
+            }
+        }
+        self.queue_control_reply(Control::SettingsAck)
+    }
+
+    fn on_ping(&mut self, ping: Ping) -> Result<(), Error> {
+        if ping.ack {
+            if ping.payload == DRAIN_PING && self.phase == Phase::DrainAnnounced {
+                // The client has now seen GOAWAY(2^31 - 1); every stream it opened
+                // before is in our hands, so the final GOAWAY can name the last one.
+                self.phase = Phase::Draining;
+                self.control.push_back(Control::GoAway(self.max_client_id, Reason::NO_ERROR, ""));
+            }
+            return Ok(());
+        }
+        self.queue_control_reply(Control::PingAck(ping.payload))
+    }
+
+    fn on_go_away(&mut self, go_away: GoAway) -> Result<(), Error> {
+        if go_away.reason != Reason::NO_ERROR {
+            self.events.push_back(Event::Closed {
+                error: Error::connection(go_away.reason, "GOAWAY from client"),
+                initiator: Initiator::Remote,
+            });
+            self.cancel_all(go_away.reason);
+            self.phase = Phase::Closed;
+            return Ok(());
+        }
+        self.events.push_back(Event::GoAway {
+            last_stream_id: go_away.last_stream_id,
+            reason: go_away.reason,
+            debug: go_away.debug,
+        });
+        Ok(())
+    }
+
+    fn on_window_update(&mut self, update: WindowUpdate) -> Result<(), Error> {
+        if update.stream_id.is_zero() {
+            if self.conn_send.adjust(update.increment as i64).is_err() {
+                return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "connection send window overflow"));
+            }
+            return Ok(());
+        }
+        let Some(key) = self.streams.find(update.stream_id) else {
+            if update.stream_id > self.max_client_id {
+                return Err(Error::connection(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream"));
+            }
+            return Ok(());
+        };
+        let stream = self.streams.get(key);
+        if stream.send_window.adjust(update.increment as i64).is_err() {
+            // §6.9.1: a stream window above 2^31 - 1 is a stream error FLOW_CONTROL_ERROR.
+            return Err(Error::stream(update.stream_id, Reason::FLOW_CONTROL_ERROR));
+        }
+        if stream.has_output() {
+            self.schedule(key);
+        }
+        Ok(())
+    }
+
+    fn queue_control_reply(&mut self, reply: Control) -> Result<(), Error> {
+        self.pending_control_replies += 1;
+        if self.pending_control_replies > self.config.max_pending_control_frames {
+            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many unanswered PING/SETTINGS"));
+        }
+        self.control.push_back(reply);
+        Ok(())
+    }
+
+    // ----- errors and closing -----
+
+    /// A stream error detected by the codec: RST_STREAM, and the engine hears of it.
+    fn stream_error(&mut self, id: StreamId, reason: Reason) {
+        self.error_resets += 1;
+        if self.error_resets > self.config.max_error_resets {
+            self.connection_error(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many stream errors"));
+            return;
+        }
+        if let Some(key) = self.streams.find(id) {
+            self.close_stream(key, reason, Some(Initiator::Local));
+        }
+        self.queue_reset(id, reason);
+    }
+
+    /// Answers a stream with a gRPC error status of the codec's own (message too
+    /// large, bad compression flag, truncated message): trailers, then RST_STREAM
+    /// (NO_ERROR) since the client has not finished sending.
+    fn grpc_stream_error(&mut self, key: Key, status: ResponseStatus) -> Result<(), Error> {
+        let stream = self.streams.get(key);
+        let id = stream.id;
+        stream.out.clear();
+        stream.out_offset = 0;
+        stream.queued = 0;
+        stream.trailers = Some(OutTrailers { code: status.code, message: status.message, details: status.details });
+        // Stop reading the request: whatever else arrives is discarded, and the
+        // trailers will be followed by RST_STREAM(NO_ERROR).
+        stream.reset = true;
+        let held = stream.take_held();
+        let handler_active = stream.handler_active;
+        self.conn_recv.release(held);
+        self.recently_reset.push(id);
+        if handler_active {
+            self.events.push_back(Event::Reset { id, reason: Reason::CANCEL, initiator: Initiator::Local });
+        }
+        self.schedule(key);
+        Ok(())
+    }
+
+    /// Ends a stream in both directions without a response (reset by either side).
+    /// `notify` says whether the engine must hear of it, and who reset the stream.
+    fn close_stream(&mut self, key: Key, reason: Reason, notify: Option<Initiator>) {
+        let stream = self.streams.get(key);
+        let id = stream.id;
+        stream.clear_send();
+        stream.recv_closed = true;
+        stream.reset = true;
+        let held = stream.take_held();
+        let handler_active = stream.handler_active;
+        self.conn_recv.release(held);
+        self.recently_reset.push(id);
+        if let (true, Some(initiator)) = (handler_active, notify) {
+            self.events.push_back(Event::Reset { id, reason, initiator });
+        }
+        self.maybe_remove(key);
+    }
+
+    fn queue_reset(&mut self, id: StreamId, reason: Reason) {
+        self.recently_reset.push(id);
+        self.control.push_back(Control::Reset(id, reason));
+    }
+
+    fn connection_error(&mut self, error: Error) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let Error::Connection { reason, debug } = error else { unreachable!("connection errors only") };
+        self.control.push_back(Control::GoAway(self.max_client_id, reason, debug));
+        self.events.push_back(Event::Closed { error, initiator: Initiator::Local });
+        self.cancel_all(reason);
+        self.phase = Phase::Closed;
+        self.handshake_deadline = None;
+    }
+
+    /// Drops every stream's pending output; handlers are cancelled by the engine on
+    /// the `Closed` event.
+    fn cancel_all(&mut self, _reason: Reason) {
+        self.streams.for_each(|_, stream| {
+            stream.clear_send();
+            stream.recv_closed = true;
+            stream.reset = true;
+        });
+        self.ready.clear();
+    }
+
+    /// Forgets a stream whose exchange is over in both directions and whose
+    /// handler has finished.
+    fn maybe_remove(&mut self, key: Key) {
+        let stream = self.streams.get(key);
+        if stream.is_done() && !stream.scheduled {
+            let held = stream.take_held();
+            self.conn_recv.release(held);
+            self.streams.remove(key);
+        }
+    }
+
+    fn schedule(&mut self, key: Key) {
+        let stream = self.streams.get(key);
+        if !stream.scheduled {
+            stream.scheduled = true;
+            self.ready.push_back(key);
+        }
+    }
+
+    fn conn_recv_update_due(&self) -> bool {
+        let mut window = self.conn_recv;
+        window.take_update().is_some()
+    }
+
+    // ----- commands -----
+
+    fn sendable(&mut self, id: StreamId) -> Result<Key, StreamClosed> {
+        let key = self.streams.find(id).ok_or(StreamClosed(id))?;
+        let stream = self.streams.get(key);
+        if stream.send_closed || stream.trailers.is_some() || self.phase == Phase::Closed {
+            return Err(StreamClosed(id));
+        }
+        Ok(key)
+    }
+
+    /// Queues the response headers (`:status 200`, `content-type: application/grpc`)
+    /// with custom metadata. Optional: the first message or the trailers send them
+    /// when they were not sent explicitly.
+    pub fn send_headers(&mut self, id: StreamId, metadata: impl IntoIterator<Item = (Bytes, Bytes)>) -> Result<(), StreamClosed> {
+        let key = self.sendable(id)?;
+        let stream = self.streams.get(key);
+        if stream.head != HeadState::Idle {
+            return Err(StreamClosed(id));
+        }
+        stream.head_metadata.extend(metadata);
+        stream.head = HeadState::Queued;
+        self.schedule(key);
+        Ok(())
+    }
+
+    /// Queues one response message (without its 5-byte prefix, which the codec adds).
+    /// `compressed` says `data` is already compressed with the response encoding.
+    pub fn send_message(&mut self, id: StreamId, data: Bytes, compressed: bool) -> Result<(), StreamClosed> {
+        let key = self.sendable(id)?;
+        let len = u32::try_from(data.len()).map_err(|_| StreamClosed(id))?;
+        let stream = self.streams.get(key);
+        if stream.head == HeadState::Idle {
+            stream.head = HeadState::Queued;
+        }
+        let mut prefix = [0; 5];
+        prefix[0] = compressed as u8;
+        prefix[1..].copy_from_slice(&len.to_be_bytes());
+        let message = OutMessage { prefix, data };
+        stream.queued += message.len();
+        stream.out.push_back(message);
+        self.schedule(key);
+        Ok(())
+    }
+
+    /// Queues the trailers that end the response. Without headers sent or queued
+    /// before, this becomes a Trailers-Only response (one HEADERS frame). When the
+    /// client has not finished sending, an RST_STREAM(NO_ERROR) follows.
+    pub fn send_trailers(
+        &mut self,
+        id: StreamId,
+        status: ResponseStatus,
+        metadata: impl IntoIterator<Item = (Bytes, Bytes)>,
+    ) -> Result<(), StreamClosed> {
+        let key = self.sendable(id)?;
+        let stream = self.streams.get(key);
+        stream.trailer_metadata.extend(metadata);
+        stream.trailers = Some(OutTrailers { code: status.code, message: status.message, details: status.details });
+        self.schedule(key);
+        Ok(())
+    }
+
+    /// Resets a stream (RST_STREAM with `reason`), dropping whatever was queued.
+    pub fn reset(&mut self, id: StreamId, reason: Reason) -> Result<(), StreamClosed> {
+        let key = self.streams.find(id).ok_or(StreamClosed(id))?;
+        if self.streams.get(key).reset {
+            return Err(StreamClosed(id));
+        }
+        self.close_stream(key, reason, None);
+        self.queue_reset(id, reason);
+        Ok(())
+    }
+
+    /// The application consumed `len` bytes of received messages on `id` (a message
+    /// counts `data.len() + 5`): the client may send that much more.
+    pub fn release_capacity(&mut self, id: StreamId, len: usize) {
+        let Some(key) = self.streams.find(id) else { return };
+        let stream = self.streams.get(key);
+        let len = (len.min(u32::MAX as usize) as u32).min(stream.held);
+        if len == 0 {
+            return;
+        }
+        stream.held -= len;
+        stream.recv_window.release(len);
+        let update = if stream.recv_closed { None } else { stream.recv_window.take_update() };
+        self.conn_recv.release(len);
+        if let Some(increment) = update {
+            self.control.push_back(Control::WindowUpdate(id, increment));
+        }
+    }
+
+    /// The handler of `id` finished (or was cancelled and dropped): the stream stops
+    /// counting against the concurrency limit once its frames are out. If the
+    /// response was not ended, the stream is reset with CANCEL.
+    pub fn release_stream(&mut self, id: StreamId) {
+        let Some(key) = self.streams.find(id) else { return };
+        let stream = self.streams.get(key);
+        stream.handler_active = false;
+        if !stream.send_closed && stream.trailers.is_none() {
+            self.close_stream(key, Reason::CANCEL, None);
+            self.queue_reset(id, Reason::CANCEL);
+            return;
+        }
+        self.maybe_remove(key);
+    }
+
+    /// Starts a graceful shutdown the way gRPC servers do: GOAWAY(2^31 - 1) and a
+    /// PING now; when the PING is acknowledged, a GOAWAY with the last stream id
+    /// actually received, after which new streams are ignored and the connection
+    /// closes once the streams it has are done. Calling it again does nothing.
+    pub fn go_away(&mut self) {
+        if matches!(self.phase, Phase::Open | Phase::FirstSettings | Phase::Preface { .. }) {
+            if matches!(self.phase, Phase::Preface { .. }) {
+                self.control.push_back(Control::GoAway(StreamId::ZERO, Reason::NO_ERROR, ""));
+                self.phase = Phase::Closed;
+                return;
+            }
+            self.control.push_back(Control::GoAway(StreamId::MAX, Reason::NO_ERROR, ""));
+            self.control.push_back(Control::Ping(DRAIN_PING));
+            self.phase = Phase::DrainAnnounced;
+        }
+    }
+
+    /// Ends the connection at once with GOAWAY(`reason`), for a forced close after the
+    /// drain grace period or an engine-level error. Handlers should be cancelled.
+    pub fn abort(&mut self, reason: Reason, debug: &'static str) {
+        self.connection_error(Error::connection(reason, debug));
+    }
+
+    // ----- outputs -----
+
+    /// The next thing the engine must act on.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("phase", &self.phase)
+            .field("streams", &self.streams.len())
+            .field("max_client_id", &self.max_client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn compression_error(_: hpack::DecoderError) -> Error {
+    Error::connection(Reason::COMPRESSION_ERROR, "invalid header block")
+}
+
+fn message_status(error: MessageError) -> ResponseStatus {
+    let message = match error {
+        MessageError::TooLarge { .. } => "message larger than the server's limit",
+        MessageError::InvalidFlag(_) => "invalid compressed flag",
+        MessageError::Truncated { .. } => "stream ended inside a message",
+    };
+    ResponseStatus::new(error.grpc_status(), message)
+}
+
+#[cfg(test)]
+mod tests;

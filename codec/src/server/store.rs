@@ -1,0 +1,274 @@
+//! Stream records in a slab, found by stream id.
+//!
+//! Records are reused rather than freed so that the allocations inside them (the
+//! send queue, response metadata) survive from one RPC to the next: a steady stream
+//! of unary RPCs allocates nothing here.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use bytes::Bytes;
+
+use super::flow::{RecvWindow, SendWindow};
+use crate::frame::StreamId;
+use crate::grpc::MessageDecoder;
+
+/// Index of a stream record in the slab.
+pub(crate) type Key = usize;
+
+/// What is queued or done for the response head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadState {
+    /// Nothing queued yet.
+    Idle,
+    /// `:status 200` + content-type (+ response metadata) waiting to be written.
+    Queued,
+    /// A non-200 HTTP status waiting to be written, ending the stream.
+    QueuedHttp(u16),
+    /// Written.
+    Sent,
+}
+
+/// A message queued for sending: its 5-byte prefix is written with the first chunk.
+#[derive(Debug)]
+pub(crate) struct OutMessage {
+    pub(crate) prefix: [u8; 5],
+    pub(crate) data: Bytes,
+}
+
+impl OutMessage {
+    pub(crate) fn len(&self) -> usize {
+        self.prefix.len() + self.data.len()
+    }
+}
+
+/// The gRPC status the response ends with.
+#[derive(Debug, Default)]
+pub(crate) struct OutTrailers {
+    pub(crate) code: u32,
+    pub(crate) message: Bytes,
+    pub(crate) details: Option<Bytes>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) id: StreamId,
+
+    // Receive side.
+    /// END_STREAM arrived, or the stream was reset: no more frames are expected.
+    pub(crate) recv_closed: bool,
+    pub(crate) recv_window: RecvWindow,
+    /// Bytes of delivered messages the application has not released yet.
+    pub(crate) held: u32,
+    pub(crate) decoder: MessageDecoder,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) data_received: u64,
+    /// The request declared a `grpc-encoding`, so compressed messages are allowed.
+    pub(crate) compressed_allowed: bool,
+
+    // Send side.
+    pub(crate) send_window: SendWindow,
+    pub(crate) head: HeadState,
+    pub(crate) head_metadata: Vec<(Bytes, Bytes)>,
+    pub(crate) out: VecDeque<OutMessage>,
+    /// Bytes of `out.front()` already written.
+    pub(crate) out_offset: usize,
+    /// Unwritten message bytes in `out`.
+    pub(crate) queued: usize,
+    pub(crate) trailers: Option<OutTrailers>,
+    pub(crate) trailer_metadata: Vec<(Bytes, Bytes)>,
+    /// END_STREAM written, or the stream reset: nothing more will be sent.
+    pub(crate) send_closed: bool,
+
+    // Lifecycle.
+    /// Reset by either side: frames for it are ignored from now on.
+    pub(crate) reset: bool,
+    /// The engine was told about this stream and has not released it: it counts
+    /// against the concurrency limit even when closed.
+    pub(crate) handler_active: bool,
+    /// In the connection's queue of streams with something to write.
+    pub(crate) scheduled: bool,
+}
+
+impl Stream {
+    fn blank() -> Stream {
+        Stream {
+            id: StreamId::ZERO,
+            recv_closed: false,
+            recv_window: RecvWindow::new(0),
+            held: 0,
+            decoder: MessageDecoder::new(),
+            content_length: None,
+            data_received: 0,
+            compressed_allowed: false,
+            send_window: SendWindow::new(0),
+            head: HeadState::Idle,
+            head_metadata: Vec::new(),
+            out: VecDeque::new(),
+            out_offset: 0,
+            queued: 0,
+            trailers: None,
+            trailer_metadata: Vec::new(),
+            send_closed: false,
+            reset: false,
+            handler_active: false,
+            scheduled: false,
+        }
+    }
+
+    /// Resets the record for a new stream, keeping the capacity of its buffers.
+    fn reuse(&mut self, id: StreamId, recv_window: u32, send_window: u32) {
+        let head_metadata = std::mem::take(&mut self.head_metadata);
+        let trailer_metadata = std::mem::take(&mut self.trailer_metadata);
+        let out = std::mem::take(&mut self.out);
+        *self = Stream { head_metadata, trailer_metadata, out, ..Stream::blank() };
+        self.head_metadata.clear();
+        self.trailer_metadata.clear();
+        self.out.clear();
+        self.id = id;
+        self.recv_window = RecvWindow::new(recv_window);
+        self.send_window = SendWindow::new(send_window);
+    }
+
+    /// Drops everything queued for sending, as after a reset.
+    pub(crate) fn clear_send(&mut self) {
+        self.out.clear();
+        self.out_offset = 0;
+        self.queued = 0;
+        self.trailers = None;
+        self.head_metadata.clear();
+        self.trailer_metadata.clear();
+        if matches!(self.head, HeadState::Queued | HeadState::QueuedHttp(_)) {
+            self.head = HeadState::Idle;
+        }
+        self.send_closed = true;
+    }
+
+    /// Everything is said in both directions and the engine let go: the record may go.
+    pub(crate) fn is_done(&self) -> bool {
+        self.recv_closed && self.send_closed && !self.handler_active
+    }
+
+    /// Has something `poll_transmit` could write now or later.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.send_closed
+            && (matches!(self.head, HeadState::Queued | HeadState::QueuedHttp(_))
+                || !self.out.is_empty()
+                || self.trailers.is_some())
+    }
+
+    /// Data credit to hand back to the connection when the stream goes away
+    /// without the application releasing what it held.
+    pub(crate) fn take_held(&mut self) -> u32 {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// Hashes stream ids, which are already well spread small integers, with one multiply
+/// instead of SipHash on every frame.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) struct Store {
+    slots: Vec<Stream>,
+    live: Vec<bool>,
+    free: Vec<Key>,
+    ids: HashMap<u32, Key, BuildHasherDefault<IdHasher>>,
+}
+
+impl Store {
+    pub(crate) fn new() -> Store {
+        Store { slots: Vec::new(), live: Vec::new(), free: Vec::new(), ids: HashMap::default() }
+    }
+
+    /// Streams held: open, closing, or waiting for their handler to finish.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn find(&self, id: StreamId) -> Option<Key> {
+        self.ids.get(&id.0).copied()
+    }
+
+    pub(crate) fn insert(&mut self, id: StreamId, recv_window: u32, send_window: u32) -> Key {
+        let key = match self.free.pop() {
+            Some(key) => key,
+            None => {
+                self.slots.push(Stream::blank());
+                self.live.push(false);
+                self.slots.len() - 1
+            }
+        };
+        self.slots[key].reuse(id, recv_window, send_window);
+        self.live[key] = true;
+        self.ids.insert(id.0, key);
+        key
+    }
+
+    pub(crate) fn remove(&mut self, key: Key) {
+        if std::mem::replace(&mut self.live[key], false) {
+            self.ids.remove(&self.slots[key].id.0);
+            // Drop message payloads now so they don't pin read buffers while the slot
+            // waits for reuse; the queue's own capacity is kept.
+            self.slots[key].clear_send();
+            self.free.push(key);
+        }
+    }
+
+    pub(crate) fn get(&mut self, key: Key) -> &mut Stream {
+        debug_assert!(self.live[key]);
+        &mut self.slots[key]
+    }
+
+    pub(crate) fn peek(&self, key: Key) -> &Stream {
+        debug_assert!(self.live[key]);
+        &self.slots[key]
+    }
+
+    /// Calls `f` on every live stream.
+    pub(crate) fn for_each(&mut self, mut f: impl FnMut(Key, &mut Stream)) {
+        for (key, (slot, live)) in self.slots.iter_mut().zip(&self.live).enumerate() {
+            if *live {
+                f(key, slot);
+            }
+        }
+    }
+}
+
+/// The last few streams we reset, so that frames the peer sent before it saw our
+/// RST_STREAM are ignored (§5.1, "closed") instead of treated as errors.
+pub(crate) struct RecentlyReset {
+    ids: [u32; 32],
+    next: usize,
+}
+
+impl RecentlyReset {
+    pub(crate) fn new() -> RecentlyReset {
+        RecentlyReset { ids: [0; 32], next: 0 }
+    }
+
+    pub(crate) fn push(&mut self, id: StreamId) {
+        self.ids[self.next] = id.0;
+        self.next = (self.next + 1) % self.ids.len();
+    }
+
+    pub(crate) fn contains(&self, id: StreamId) -> bool {
+        id.0 != 0 && self.ids.contains(&id.0)
+    }
+}
