@@ -1,0 +1,89 @@
+//! `EngineConfig`: every knob of the engine, with its default and the reason for it.
+
+use std::time::Duration;
+
+use ringrpc_codec::server::Config as CodecConfig;
+
+/// Which I/O implementation the workers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring through tokio-uring, falling back to epoll (with a log line) when
+    /// the kernel or a seccomp profile refuses io_uring.
+    #[default]
+    Uring,
+    /// tokio's epoll reactor on a current-thread runtime per core. Same codec and
+    /// dispatch; on some workloads cheaper per round trip (see DESIGN.md).
+    Epoll,
+}
+
+impl Backend {
+    /// Reads `RINGRPC_BACKEND` (`uring` or `epoll`); `None` when unset or unknown.
+    pub fn from_env() -> Option<Backend> {
+        match std::env::var("RINGRPC_BACKEND").ok()?.as_str() {
+            "uring" | "io_uring" => Some(Backend::Uring),
+            "epoll" => Some(Backend::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// Engine configuration. `EngineConfig::default()` suits a server with one worker
+/// per core; every field documents its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Worker threads, one runtime each. Default: the number of CPUs available to
+    /// the process.
+    pub workers: usize,
+    /// CPU ids to pin workers to, worker `i` on `cores[i % len]`. Default: empty,
+    /// meaning "pin worker `i` to the `i`-th core the process may use". Pinning keeps
+    /// a connection's data in one core's caches.
+    pub cores: Vec<usize>,
+    /// Pin workers at all. Default true; turn off when sharing the machine with
+    /// other pinned processes.
+    pub pin_workers: bool,
+    /// I/O backend. Default io_uring (overridden by `RINGRPC_BACKEND`).
+    pub backend: Backend,
+    /// io_uring submission queue entries per worker. Default 256: enough for a read
+    /// and a write in flight on a hundred busy connections per turn.
+    pub ring_entries: u32,
+    /// Set up rings with COOP_TASKRUN and SINGLE_ISSUER. Default true: measured
+    /// cheaper per round trip on these kernels (DESIGN.md).
+    pub ring_coop_taskrun: bool,
+    /// Bytes of spare room each read asks the kernel to fill. Default 16 KiB: one
+    /// full-size HTTP/2 frame, and dozens of small requests per read.
+    pub read_buffer_size: usize,
+    /// Outbound bytes being written on a connection above which its reader stops
+    /// reading until the socket drains. Default 1 MiB: a client that never reads
+    /// cannot make us queue replies without bound.
+    pub write_high_water: usize,
+    /// Unsent bytes queued on one stream above which its `ResponseSink::send`
+    /// waits. Default 64 KiB: enough to keep a window's worth in flight without
+    /// letting one stream buffer a large response.
+    pub stream_send_high_water: usize,
+    /// How long graceful shutdown lets in-flight calls finish before closing.
+    /// Default 30 s, like Kubernetes' termination grace period.
+    pub shutdown_grace: Duration,
+    /// Listen backlog. Default 1024.
+    pub backlog: i32,
+    /// HTTP/2 and gRPC limits of each connection.
+    pub codec: CodecConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: Vec::new(),
+            pin_workers: true,
+            backend: Backend::from_env().unwrap_or_default(),
+            ring_entries: 256,
+            ring_coop_taskrun: true,
+            read_buffer_size: 16 * 1024,
+            write_high_water: 1024 * 1024,
+            stream_send_high_water: 64 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            backlog: 1024,
+            codec: CodecConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! The connection driver: a thin pump between a socket and the sans-IO codec.
+//!
+//! Two tasks per connection share one [`Shared`]:
+//!
+//! - the **reader** reads into the connection's buffer, feeds it to the codec,
+//!   turns events into calls (routing, starting handlers, delivering messages,
+//!   cancelling), polls new handlers once inline — a unary handler that completes
+//!   there never becomes a task — and wakes the writer;
+//! - the **writer** takes everything the codec has to say for all streams with
+//!   one `poll_transmit` and writes it with one write, then wakes blocked senders.
+//!
+//! Handlers talk to the codec through [`CallState`], their [`CallIo`]. Nothing here
+//! is shared across cores, so state is `Rc` + `RefCell`; no borrow is held while a
+//! handler runs or while awaiting I/O.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use ringrpc_codec::frame::StreamId;
+use ringrpc_codec::grpc::status as grpc_status;
+use ringrpc_codec::server::{Connection, Event, RequestHead, ResponseStatus};
+use ringrpc_codec::Reason;
+use ringrpc_service_api::server::CallFuture;
+use ringrpc_service_api::{Call, CallHead, CallIo, Metadata, Status};
+use tokio::sync::Notify;
+
+use crate::io::Socket;
+use crate::worker::WorkerContext;
+
+/// Smallest chunk the response encode buffer grows by, so that encoding many
+/// small messages carves them from one allocation.
+const ENCODE_CHUNK: usize = 16 * 1024;
+
+/// State of one connection, shared by its reader, writer and calls.
+pub(crate) struct Shared {
+    inner: RefCell<Inner>,
+    /// Wakes the writer: the codec may have something to send.
+    write_wanted: Notify,
+    /// Wakes a reader paused because too much output was in flight.
+    write_done: Notify,
+    /// Bytes handed to the socket and not yet written.
+    in_flight: Cell<usize>,
+    closed: Cell<bool>,
+    remote_addr: SocketAddr,
+    worker: Rc<WorkerContext>,
+}
+
+struct Inner {
+    conn: Connection,
+    calls: HashMap<u32, Rc<CallState>>,
+    /// Senders waiting for room; woken after each write.
+    send_waiters: Vec<Waker>,
+    /// Response messages are encoded here and split off as `Bytes`.
+    encode_buf: BytesMut,
+}
+
+impl Shared {
+    pub(crate) fn new(remote_addr: SocketAddr, worker: Rc<WorkerContext>) -> Rc<Shared> {
+        let conn = Connection::new(worker.config.codec.clone(), Instant::now());
+        Rc::new(Shared {
+            inner: RefCell::new(Inner {
+                conn,
+                calls: HashMap::new(),
+                send_waiters: Vec::new(),
+                encode_buf: BytesMut::new(),
+            }),
+            write_wanted: Notify::new(),
+            write_done: Notify::new(),
+            in_flight: Cell::new(0),
+            closed: Cell::new(false),
+            remote_addr,
+            worker,
+        })
+    }
+
+    fn wake_writer(&self) {
+        self.write_wanted.notify_one();
+    }
+
+    /// Starts a graceful drain of this connection (GOAWAY + PING, then the final
+    /// GOAWAY; the connection closes when its calls are done).
+    pub(crate) fn go_away(&self) {
+        self.inner.borrow_mut().conn.go_away();
+        self.wake_writer();
+    }
+
+    /// Closes at once: GOAWAY, cancel every call.
+    pub(crate) fn abort(&self) {
+        self.inner.borrow_mut().conn.abort(Reason::NO_ERROR, "server shutting down");
+        self.cancel_all(Status::unavailable("server shutting down"));
+        self.wake_writer();
+    }
+
+    fn cancel_all(&self, status: Status) {
+        let calls: Vec<Rc<CallState>> = self.inner.borrow_mut().calls.values().cloned().collect();
+        for call in calls {
+            call.cancel(status.clone());
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+}
+
+/// Runs a connection until it closes.
+pub(crate) async fn serve(socket: Socket, shared: Rc<Shared>) {
+    let socket = Rc::new(socket);
+    let writer = tokio::task::spawn_local(write_loop(socket.clone(), shared.clone()));
+    read_loop(&socket, &shared).await;
+    shared.closed.set(true);
+    shared.cancel_all(Status::unavailable("connection closed"));
+    shared.wake_writer();
+    let _ = writer.await;
+    // Break the Rc cycles call state → shared so everything is freed.
+    shared.inner.borrow_mut().calls.clear();
+}
+
+async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
+    let read_size = shared.worker.config.read_buffer_size;
+    let mut buf = BytesMut::with_capacity(read_size);
+    loop {
+        // Backpressure on the whole connection: a client that does not read what
+        // we write gets no more of its input processed until the socket drains.
+        while shared.in_flight.get() > shared.worker.config.write_high_water && !shared.closed.get() {
+            shared.write_done.notified().await;
+        }
+        let deadline = shared.inner.borrow().conn.poll_timeout();
+        let read = socket.read(buf, read_size);
+        let (result, returned) = match deadline {
+            None => read.await,
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), read).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let mut inner = shared.inner.borrow_mut();
+                    inner.conn.handle_timeout(Instant::now());
+                    drop(inner);
+                    let closed = handle_events(shared);
+                    shared.wake_writer();
+                    if closed {
+                        return;
+                    }
+                    buf = BytesMut::with_capacity(read_size);
+                    continue;
+                }
+            },
+        };
+        buf = returned;
+        match result {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        shared.inner.borrow_mut().conn.recv(Instant::now(), &mut buf);
+        let closed = handle_events(shared);
+        shared.wake_writer();
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Drains the codec's events; returns true when the connection is finished
+/// reading (closed by an error, a client GOAWAY with an error, or drained).
+fn handle_events(shared: &Rc<Shared>) -> bool {
+    let mut started: Vec<(Rc<CallState>, CallFuture)> = Vec::new();
+    loop {
+        let event = shared.inner.borrow_mut().conn.poll_event();
+        let Some(event) = event else { break };
+        match event {
+            Event::Request { id, head } => {
+                if let Some(call) = start_call(shared, id, *head) {
+                    started.push(call);
+                }
+            }
+            Event::Message { id, message } => {
+                let call = shared.inner.borrow().calls.get(&id.0).cloned();
+                if let Some(call) = call {
+                    call.deliver(message.data);
+                } else {
+                    // A call already answered (e.g. UNIMPLEMENTED): drop the message
+                    // and give its credit back.
+                    shared.inner.borrow_mut().conn.release_capacity(id, message.data.len() + 5);
+                }
+            }
+            Event::EndOfStream { id } => {
+                let call = shared.inner.borrow().calls.get(&id.0).cloned();
+                if let Some(call) = call {
+                    call.end_of_stream();
+                }
+            }
+            Event::Reset { id, .. } => {
+                let call = shared.inner.borrow().calls.get(&id.0).cloned();
+                if let Some(call) = call {
+                    call.cancel(Status::cancelled("call cancelled by the client"));
+                }
+            }
+            Event::GoAway { .. } => {}
+            Event::Closed { .. } => shared.cancel_all(Status::unavailable("connection closed")),
+        }
+    }
+    // Handlers run after the whole batch is delivered, so a unary call whose
+    // HEADERS and DATA came in one read finds its message and completes inline.
+    for (state, future) in started {
+        run_call(state, future);
+    }
+    shared.inner.borrow().conn.is_closed()
+}
+
+/// Routes a new request; answers it at once when it cannot be served.
+fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<(Rc<CallState>, CallFuture)> {
+    let refuse = |status: ResponseStatus, metadata: Vec<(Bytes, Bytes)>| {
+        let mut inner = shared.inner.borrow_mut();
+        let _ = inner.conn.send_trailers(id, status, metadata);
+        inner.conn.release_stream(id);
+        None
+    };
+    if let Some(encoding) = &head.encoding {
+        // Compressed requests are not supported yet: UNIMPLEMENTED, with the
+        // encodings we do accept, as gRPC's compression spec asks.
+        let message = format!("grpc-encoding {:?} is not supported", String::from_utf8_lossy(encoding));
+        let status = ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None };
+        let accept = (Bytes::from_static(b"grpc-accept-encoding"), Bytes::from_static(b"identity"));
+        return refuse(status, vec![accept]);
+    }
+    let Some(service) = shared.worker.router.find(head.service()) else {
+        let message = format!("unknown service {}", String::from_utf8_lossy(head.service()));
+        return refuse(ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None }, vec![]);
+    };
+    let state = Rc::new(CallState::new(id, shared.clone()));
+    let mut head = head;
+    let call_head = CallHead {
+        metadata: Metadata::from_raw(std::mem::take(&mut head.metadata)),
+        deadline: head.timeout.map(|t| Instant::now() + t),
+        remote_addr: Some(shared.remote_addr),
+        extensions: Default::default(),
+    };
+    let deadline = call_head.deadline;
+    let call = Call::new(state.clone(), call_head);
+    let Some(future) = service.call(head.method(), call) else {
+        let message = format!("unknown method {}", String::from_utf8_lossy(head.method()));
+        return refuse(ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None }, vec![]);
+    };
+    state.deadline.set(deadline);
+    shared.inner.borrow_mut().calls.insert(id.0, state.clone());
+    Some((state, future))
+}
+
+/// Polls a new call once in place; only if it is not done does it become a task.
+fn run_call(state: Rc<CallState>, future: CallFuture) {
+    let sleep = state.deadline.get().map(|d| Box::pin(tokio::time::sleep_until(d.into())));
+    let mut task = CallTask { state, future: Some(future), sleep };
+    let mut cx = Context::from_waker(Waker::noop());
+    if Pin::new(&mut task).poll(&mut cx).is_pending() {
+        tokio::task::spawn_local(task);
+    }
+}
+
+/// A handler's future wrapped with what the engine enforces around it:
+/// cancellation, the deadline, panics, and releasing the stream at the end.
+struct CallTask {
+    state: Rc<CallState>,
+    future: Option<CallFuture>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for CallTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let Some(future) = this.future.as_mut() else { return Poll::Ready(()) };
+        if this.state.is_cancelled() {
+            this.finish();
+            return Poll::Ready(());
+        }
+        this.state.register_task(cx.waker());
+        if let Some(sleep) = this.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                this.state.finish(Err(Status::deadline_exceeded("deadline exceeded")));
+                this.finish();
+                return Poll::Ready(());
+            }
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => {
+                this.finish();
+                Poll::Ready(())
+            }
+            Err(_) => {
+                // A panicking handler fails its own call only.
+                this.state.finish(Err(Status::unknown("handler panicked")));
+                this.finish();
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl CallTask {
+    /// Drops the handler (cancelling whatever it awaited) and lets the stream go.
+    fn finish(&mut self) {
+        self.future = None;
+        self.state.release();
+    }
+}
+
+impl Drop for CallTask {
+    fn drop(&mut self) {
+        if self.future.is_some() {
+            // The runtime is shutting down with the call in flight.
+            self.future = None;
+            self.state.release();
+        }
+    }
+}
+
+/// The engine side of one call: its inbox, its flags, and the commands it sends
+/// to the codec. This is the handler's [`CallIo`].
+pub(crate) struct CallState {
+    id: StreamId,
+    shared: Rc<Shared>,
+    deadline: Cell<Option<Instant>>,
+    state: RefCell<CallFlags>,
+}
+
+#[derive(Default)]
+struct CallFlags {
+    inbox: VecDeque<Bytes>,
+    end_of_stream: bool,
+    cancelled: Option<Status>,
+    finished: bool,
+    released: bool,
+    trailers: Metadata,
+    /// The handler waiting for a message.
+    recv_waker: Option<Waker>,
+    /// The task running the call (woken on cancellation).
+    task_waker: Option<Waker>,
+    /// Waiters on `CallContext::cancelled`.
+    cancel_wakers: Vec<Waker>,
+}
+
+impl CallState {
+    fn new(id: StreamId, shared: Rc<Shared>) -> CallState {
+        CallState { id, shared, deadline: Cell::new(None), state: RefCell::new(CallFlags::default()) }
+    }
+
+    fn deliver(&self, message: Bytes) {
+        let mut s = self.state.borrow_mut();
+        s.inbox.push_back(message);
+        if let Some(w) = s.recv_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn end_of_stream(&self) {
+        let mut s = self.state.borrow_mut();
+        s.end_of_stream = true;
+        if let Some(w) = s.recv_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn cancel(&self, status: Status) {
+        let mut s = self.state.borrow_mut();
+        if s.finished || s.cancelled.is_some() {
+            return;
+        }
+        s.cancelled = Some(status);
+        let wakers = [s.recv_waker.take(), s.task_waker.take()];
+        let cancel_wakers = std::mem::take(&mut s.cancel_wakers);
+        drop(s);
+        wakers.into_iter().flatten().chain(cancel_wakers).for_each(Waker::wake);
+    }
+
+    fn register_task(&self, waker: &Waker) {
+        let mut s = self.state.borrow_mut();
+        if !s.task_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            s.task_waker = Some(waker.clone());
+        }
+    }
+
+    /// The handler is gone: the stream no longer counts against the limit.
+    fn release(&self) {
+        let mut s = self.state.borrow_mut();
+        if std::mem::replace(&mut s.released, true) {
+            return;
+        }
+        // Messages nobody will read give their credit back.
+        let unread: usize = s.inbox.drain(..).map(|m| m.len() + 5).sum();
+        drop(s);
+        let mut inner = self.shared.inner.borrow_mut();
+        if unread > 0 {
+            inner.conn.release_capacity(self.id, unread);
+        }
+        inner.conn.release_stream(self.id);
+        inner.calls.remove(&self.id.0);
+        drop(inner);
+        self.shared.wake_writer();
+    }
+
+    fn closed_status(&self) -> Status {
+        let s = self.state.borrow();
+        s.cancelled.clone().unwrap_or_else(|| Status::internal("call already finished"))
+    }
+}
+
+impl CallIo for CallState {
+    fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let mut s = self.state.borrow_mut();
+        if let Some(status) = &s.cancelled {
+            return Poll::Ready(Err(status.clone()));
+        }
+        if let Some(message) = s.inbox.pop_front() {
+            drop(s);
+            // Consumption is what re-opens the client's window.
+            self.shared.inner.borrow_mut().conn.release_capacity(self.id, message.len() + 5);
+            self.shared.wake_writer();
+            return Poll::Ready(Ok(Some(message)));
+        }
+        if s.end_of_stream {
+            return Poll::Ready(Ok(None));
+        }
+        s.recv_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        {
+            let s = self.state.borrow();
+            if s.cancelled.is_some() || s.finished {
+                drop(s);
+                return Poll::Ready(Err(self.closed_status()));
+            }
+        }
+        let config = &self.shared.worker.config;
+        let mut inner = self.shared.inner.borrow_mut();
+        let queued = inner.conn.queued_send_bytes(self.id);
+        if queued < config.stream_send_high_water && self.shared.in_flight.get() < config.write_high_water {
+            return Poll::Ready(Ok(()));
+        }
+        inner.send_waiters.push(cx.waker().clone());
+        drop(inner);
+        // Whatever is queued must get written for room to appear.
+        self.shared.wake_writer();
+        Poll::Pending
+    }
+
+    fn send_headers(&self, metadata: Metadata) -> Result<(), Status> {
+        let result = self.shared.inner.borrow_mut().conn.send_headers(self.id, metadata.into_raw());
+        self.shared.wake_writer();
+        result.map_err(|_| self.closed_status())
+    }
+
+    fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut)) -> Result<(), Status> {
+        if self.state.borrow().cancelled.is_some() {
+            return Err(self.closed_status());
+        }
+        let mut inner = self.shared.inner.borrow_mut();
+        let inner = &mut *inner;
+        inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
+        encode(&mut inner.encode_buf);
+        let message = inner.encode_buf.split().freeze();
+        let result = inner.conn.send_message(self.id, message, false);
+        self.shared.wake_writer();
+        result.map_err(|_| self.closed_status())
+    }
+
+    fn set_trailers(&self, metadata: Metadata) {
+        self.state.borrow_mut().trailers = metadata;
+    }
+
+    fn finish(&self, result: Result<Metadata, Status>) {
+        let mut s = self.state.borrow_mut();
+        if std::mem::replace(&mut s.finished, true) || s.cancelled.is_some() {
+            return;
+        }
+        let extra = std::mem::take(&mut s.trailers);
+        drop(s);
+        let (status, mut metadata) = match result {
+            Ok(metadata) => (ResponseStatus::OK, metadata),
+            Err(status) => {
+                let (code, message, details, metadata) = status.into_parts();
+                let details = (!details.is_empty()).then_some(details);
+                (ResponseStatus { code: code as u32, message: message.into(), details }, metadata)
+            }
+        };
+        metadata.extend(extra);
+        let _ = self.shared.inner.borrow_mut().conn.send_trailers(self.id, status, metadata.into_raw());
+        self.shared.wake_writer();
+    }
+
+    fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.borrow_mut();
+        if s.cancelled.is_some() {
+            return Poll::Ready(());
+        }
+        s.cancel_wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.state.borrow().cancelled.is_some()
+    }
+}
+
+async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
+    let mut out = BytesMut::with_capacity(shared.worker.config.read_buffer_size);
+    loop {
+        out.clear();
+        let (closed, done) = {
+            let mut inner = shared.inner.borrow_mut();
+            inner.conn.poll_transmit(Instant::now(), &mut out);
+            (inner.conn.is_closed(), shared.closed.get())
+        };
+        if out.is_empty() {
+            if closed || done {
+                break;
+            }
+            shared.write_wanted.notified().await;
+            continue;
+        }
+        shared.in_flight.set(out.len());
+        let (result, buf) = socket.write_all(out).await;
+        out = buf;
+        shared.in_flight.set(0);
+        shared.write_done.notify_one();
+        let waiters = std::mem::take(&mut shared.inner.borrow_mut().send_waiters);
+        waiters.into_iter().for_each(Waker::wake);
+        if result.is_err() {
+            shared.closed.set(true);
+            break;
+        }
+    }
+    // Everything we had to say is out (a GOAWAY last, if closing): let the client
+    // see the end of the stream, and end our pending read too.
+    socket.shutdown();
+    shared.closed.set(true);
+}

@@ -1,0 +1,43 @@
+//! The ringrpc engine: a gRPC server runtime with one pinned io_uring runtime per
+//! CPU core.
+//!
+//! ```ignore
+//! let server = Server::builder()
+//!     .add_service(|| GreeterServer::new(MyGreeter))
+//!     .serve("127.0.0.1:50051".parse()?)?;
+//! server.wait();
+//! ```
+//!
+//! # Layout
+//!
+//! - `config`: [`EngineConfig`] and [`Backend`].
+//! - `server`: [`Server`], [`ServerBuilder`], [`ServerHandle`]; binds one
+//!   `SO_REUSEPORT` listener per worker and starts the worker threads.
+//! - `worker`: a pinned thread with its own runtime (tokio-uring, or tokio's epoll
+//!   reactor), its router and its connections; graceful drain.
+//! - `io`: the I/O seam both backends implement (accept, read into an owned
+//!   buffer, write an owned buffer).
+//! - `conn`: the per-connection pump between the socket and the sans-IO codec,
+//!   and each call's [`ringrpc_service_api::CallIo`].
+//! - `router`: `:path` → service, built once per worker.
+//!
+//! # Design
+//!
+//! A connection lives and dies on the core that accepted it: no locks and no
+//! cross-core wakeups on the request path. All protocol logic is in
+//! `ringrpc-codec`; the engine owns sockets, buffers, tasks and time. See
+//! DESIGN.md in the repository for one RPC's path end to end.
+
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod config;
+mod conn;
+mod io;
+mod router;
+mod server;
+mod worker;
+
+pub use config::{Backend, EngineConfig};
+pub use ringrpc_codec::server::Config as CodecConfig;
+pub use server::{Server, ServerBuilder, ServerHandle};

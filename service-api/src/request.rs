@@ -1,0 +1,226 @@
+//! `Request`, `Response`, the per-call context and extensions.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::call::CallIo;
+use crate::Metadata;
+
+/// Per-call facts and signals a handler may consult: deadline, peer, cancellation.
+///
+/// Cancellation also drops the handler's future, so most handlers never look;
+/// this is for work the handler hands elsewhere (a spawned task, a queue) that
+/// should stop too.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    io: Option<Rc<dyn CallIo>>,
+    deadline: Option<Instant>,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl CallContext {
+    pub(crate) fn new(io: Rc<dyn CallIo>, deadline: Option<Instant>, remote_addr: Option<SocketAddr>) -> CallContext {
+        CallContext { io: Some(io), deadline, remote_addr }
+    }
+
+    /// When the client gives up, if it set a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// Whether the call was cancelled (client reset, connection lost, deadline).
+    pub fn is_cancelled(&self) -> bool {
+        self.io.as_ref().is_some_and(|io| io.is_cancelled())
+    }
+
+    /// Completes when the call is cancelled; never, for a context made in a test.
+    pub async fn cancelled(&self) {
+        match &self.io {
+            Some(io) => poll_fn(|cx| io.poll_cancelled(cx)).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("deadline", &self.deadline)
+            .field("remote_addr", &self.remote_addr)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// Typed values attached to a request by interceptors or the engine. Values need
+/// not be `Send`: a request never leaves its core.
+#[derive(Default)]
+pub struct Extensions {
+    map: HashMap<TypeId, Box<dyn Any>>,
+}
+
+impl Extensions {
+    /// No values (does not allocate).
+    pub fn new() -> Extensions {
+        Extensions::default()
+    }
+
+    /// Stores `value`, returning the previous value of its type.
+    pub fn insert<T: 'static>(&mut self, value: T) -> Option<T> {
+        self.map.insert(TypeId::of::<T>(), Box::new(value)).and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// The value of type `T`.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.map.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref())
+    }
+
+    /// The value of type `T`, mutable.
+    pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.map.get_mut(&TypeId::of::<T>()).and_then(|v| v.downcast_mut())
+    }
+
+    /// Removes and returns the value of type `T`.
+    pub fn remove<T: 'static>(&mut self) -> Option<T> {
+        self.map.remove(&TypeId::of::<T>()).and_then(|v| v.downcast().ok().map(|b| *b))
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions").field("len", &self.map.len()).finish()
+    }
+}
+
+/// A request: metadata, the message (or a [`crate::Streaming`] of them), and the
+/// call's context and extensions.
+#[derive(Debug)]
+pub struct Request<T> {
+    metadata: Metadata,
+    message: T,
+    context: CallContext,
+    extensions: Extensions,
+}
+
+impl<T> Request<T> {
+    /// A request with no metadata, for tests and direct calls of a handler.
+    pub fn new(message: T) -> Request<T> {
+        Request { metadata: Metadata::new(), message, context: CallContext::default(), extensions: Extensions::new() }
+    }
+
+    pub(crate) fn from_parts(metadata: Metadata, message: T, context: CallContext, extensions: Extensions) -> Request<T> {
+        Request { metadata, message, context, extensions }
+    }
+
+    /// Custom metadata sent by the client.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Mutable metadata.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// The message, mutable.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Takes the message out.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// The deadline the client set, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.context.deadline()
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.context.remote_addr()
+    }
+
+    /// Deadline, peer and cancellation of the call.
+    pub fn context(&self) -> &CallContext {
+        &self.context
+    }
+
+    /// Values attached by interceptors.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Values attached by interceptors, mutable.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+}
+
+/// A unary or client-streaming response: metadata for the headers, the message,
+/// and metadata for the trailers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<T> {
+    metadata: Metadata,
+    message: T,
+    trailers: Metadata,
+}
+
+impl<T> Response<T> {
+    /// A response carrying `message` and no metadata.
+    pub fn new(message: T) -> Response<T> {
+        Response { metadata: Metadata::new(), message, trailers: Metadata::new() }
+    }
+
+    /// Metadata sent in the response headers.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Metadata sent in the response headers, mutable.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// Metadata sent in the trailers.
+    pub fn trailers(&self) -> &Metadata {
+        &self.trailers
+    }
+
+    /// Metadata sent in the trailers, mutable.
+    pub fn trailers_mut(&mut self) -> &mut Metadata {
+        &mut self.trailers
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// Takes the message out.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// Header metadata, message, trailer metadata.
+    pub fn into_parts(self) -> (Metadata, T, Metadata) {
+        (self.metadata, self.message, self.trailers)
+    }
+}
+

@@ -1,0 +1,129 @@
+//! The router seam and the glue generated code uses to run the four RPC kinds.
+//!
+//! A generated `FooServer<T>` implements [`Service`]: given a method name and a
+//! [`Call`], it returns the future that runs the user's handler through one of
+//! [`unary`], [`server_streaming`], [`client_streaming`] or [`bidi_streaming`].
+//! These decode the request, run the handler, encode the response and end the
+//! call with the right status, so the engine only moves bytes.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::call::{Call, CallIo};
+use crate::request::CallContext;
+use crate::{Metadata, Request, Response, ResponseSink, Status, Streaming};
+
+/// The future running one call. Not `Send`: it stays on its core.
+pub type CallFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A gRPC service as the engine's router sees it.
+pub trait Service: 'static {
+    /// Fully-qualified service name, e.g. `helloworld.Greeter`.
+    fn name(&self) -> &'static str;
+
+    /// Starts `method` for `call`; `None` when the service has no such method (the
+    /// engine answers UNIMPLEMENTED).
+    fn call(&self, method: &[u8], call: Call) -> Option<CallFuture>;
+}
+
+fn split<T>(call: Call, message: T) -> (Rc<dyn CallIo>, Request<T>) {
+    let Call { io, head } = call;
+    let context = CallContext::new(io.clone(), head.deadline, head.remote_addr);
+    (io.clone(), Request::from_parts(head.metadata, message, context, head.extensions))
+}
+
+async fn next_message(io: &dyn CallIo) -> Result<Option<Bytes>, Status> {
+    poll_fn(|cx| io.poll_message(cx)).await
+}
+
+/// Unary and server-streaming methods take exactly one request message; anything
+/// else is UNIMPLEMENTED, as gRPC's status code table asks.
+async fn single_message<T: Message + Default>(io: &dyn CallIo) -> Result<T, Status> {
+    let Some(bytes) = next_message(io).await? else {
+        return Err(Status::unimplemented("expected one request message, got none"));
+    };
+    if next_message(io).await?.is_some() {
+        return Err(Status::unimplemented("expected one request message, got more"));
+    }
+    Ok(T::decode(bytes)?)
+}
+
+fn send_response<T: Message>(io: &dyn CallIo, response: Response<T>) -> Result<Metadata, Status> {
+    let (metadata, message, trailers) = response.into_parts();
+    if !metadata.is_empty() {
+        io.send_headers(metadata)?;
+    }
+    io.send_message(message.encoded_len(), &mut |buf| message.encode_raw(buf))?;
+    Ok(trailers)
+}
+
+/// Runs a unary method.
+pub async fn unary<Req, Resp, F, Fut>(call: Call, handler: F)
+where
+    Req: Message + Default,
+    Resp: Message,
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+{
+    let io = call.io.clone();
+    let result = async {
+        let message = single_message::<Req>(&*io).await?;
+        let (io, request) = split(call, message);
+        let response = handler(request).await?;
+        send_response(&*io, response)
+    }
+    .await;
+    io.finish(result);
+}
+
+/// Runs a server-streaming method.
+pub async fn server_streaming<Req, Resp, F, Fut>(call: Call, handler: F)
+where
+    Req: Message + Default,
+    Resp: Message,
+    F: FnOnce(Request<Req>, ResponseSink<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+{
+    let io = call.io.clone();
+    let result = async {
+        let message = single_message::<Req>(&*io).await?;
+        let (io, request) = split(call, message);
+        handler(request, ResponseSink::new(io)).await
+    }
+    .await;
+    io.finish(result.map(|()| Metadata::new()));
+}
+
+/// Runs a client-streaming method.
+pub async fn client_streaming<Req, Resp, F, Fut>(call: Call, handler: F)
+where
+    Req: Message + Default,
+    Resp: Message,
+    F: FnOnce(Request<Streaming<Req>>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+{
+    let io = call.io.clone();
+    let stream = Streaming::new(io.clone());
+    let (_, request) = split(call, stream);
+    let result = async { send_response(&*io, handler(request).await?) }.await;
+    io.finish(result);
+}
+
+/// Runs a bidirectional-streaming method.
+pub async fn bidi_streaming<Req, Resp, F, Fut>(call: Call, handler: F)
+where
+    Req: Message + Default,
+    Resp: Message,
+    F: FnOnce(Request<Streaming<Req>>, ResponseSink<Resp>) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+{
+    let io = call.io.clone();
+    let stream = Streaming::new(io.clone());
+    let (io2, request) = split(call, stream);
+    let result = handler(request, ResponseSink::new(io2)).await;
+    io.finish(result.map(|()| Metadata::new()));
+}
