@@ -202,6 +202,9 @@ pub struct Connection {
     streams: Store,
     /// Highest client stream id seen; ids up to it are no longer idle (§5.1.1).
     max_client_id: StreamId,
+    /// The last-stream-id of the final GOAWAY we sent (2^31 - 1 before that): frames
+    /// on streams above it are ignored (§6.8).
+    go_away_last_id: StreamId,
     recently_reset: RecentlyReset,
     partial: Option<PartialBlock>,
 
@@ -220,6 +223,13 @@ pub struct Connection {
     control: VecDeque<Control>,
     pending_control_replies: u32,
     ready: VecDeque<Key>,
+    /// Streams with data to send and room in their own window that wait for the
+    /// connection window. Kept apart from `ready` so that a connection stalled on
+    /// the client's window has nothing to transmit until a WINDOW_UPDATE comes.
+    conn_blocked: VecDeque<Key>,
+    /// A stream in `conn_blocked` was reset or failed and may have something to say
+    /// (or be done) without the connection window: look at them all again.
+    recheck_blocked: bool,
     events: VecDeque<Event>,
     /// Header blocks are HPACK-encoded here before framing (reused).
     scratch: BytesMut,
@@ -243,6 +253,7 @@ impl Connection {
             encoder: hpack::Encoder::new(),
             streams: Store::new(),
             max_client_id: StreamId::ZERO,
+            go_away_last_id: StreamId::MAX,
             recently_reset: RecentlyReset::new(),
             partial: None,
             conn_recv: RecvWindow::growing_from(DEFAULT_WINDOW_SIZE, config.initial_connection_window),
@@ -255,6 +266,8 @@ impl Connection {
             control: VecDeque::new(),
             pending_control_replies: 0,
             ready: VecDeque::new(),
+            conn_blocked: VecDeque::new(),
+            recheck_blocked: false,
             events: VecDeque::new(),
             scratch: BytesMut::new(),
             value_scratch: BytesMut::new(),
@@ -292,7 +305,11 @@ impl Connection {
 
     /// Whether `poll_transmit` would write anything.
     pub fn wants_transmit(&self) -> bool {
-        !self.settings_sent || !self.control.is_empty() || !self.ready.is_empty() || self.conn_recv_update_due()
+        !self.settings_sent
+            || !self.control.is_empty()
+            || !self.ready.is_empty()
+            || (!self.conn_blocked.is_empty() && (self.recheck_blocked || self.conn_send.available() > 0))
+            || self.conn_recv_update_due()
     }
 
     /// When [`Connection::handle_timeout`] must next be called.
@@ -403,6 +420,13 @@ impl Connection {
             Frame::GoAway(go_away) => self.on_go_away(go_away),
             Frame::WindowUpdate(update) => self.on_window_update(update),
         }
+    }
+
+    /// §5.1: a stream no frame has opened yet. That is a client stream above every one
+    /// opened so far, and every server-initiated (even) stream, since this server
+    /// never opens one.
+    fn is_idle(&self, id: StreamId) -> bool {
+        !id.is_client_initiated() || id > self.max_client_id
     }
 
     fn count_empty_frame(&mut self) -> Result<(), Error> {
@@ -581,11 +605,12 @@ impl Connection {
         }
         let Some(key) = self.streams.find(id) else {
             self.conn_recv.release(data.flow_len);
-            if id > self.max_client_id {
+            if self.is_idle(id) {
                 // §5.1 idle: only HEADERS and PRIORITY may be received.
                 return Err(Error::connection(Reason::PROTOCOL_ERROR, "DATA on an idle stream"));
             }
-            if self.recently_reset.contains(id) {
+            // Frames the client sent before it saw our RST_STREAM or GOAWAY.
+            if self.recently_reset.contains(id) || id > self.go_away_last_id {
                 return Ok(());
             }
             return Err(Error::stream(id, Reason::STREAM_CLOSED));
@@ -605,29 +630,37 @@ impl Connection {
             self.conn_recv.release(data.flow_len);
             return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
         }
+        if !stream.handler_active {
+            // Nobody reads this stream (the codec answered it, or its handler is
+            // done): discard the data and hand its credit straight back.
+            self.conn_recv.release(data.flow_len);
+            return if data.end_stream { self.end_of_request(key) } else { Ok(()) };
+        }
         // Padding is never delivered: credit it back now.
         let mut release_now = data.flow_len - data.payload.len() as u32;
-        let payload_len = data.payload.len() as u32;
+        stream.held += data.payload.len() as u32;
         let compressed_allowed = stream.compressed_allowed;
         let mut bad_compression = false;
         let events = &mut self.events;
+        let pending_app = &mut stream.pending_app;
         let result = stream.decoder.push(data.payload, max_message_size, |message| {
             if message.compressed && !compressed_allowed {
                 bad_compression = true;
             }
             if !bad_compression {
+                *pending_app = pending_app.saturating_add(message.data.len() as u32 + 5);
                 events.push_back(Event::Message { id, message });
             }
         });
-        match result {
-            Ok(incomplete) => {
-                release_now += incomplete as u32;
-                stream.held += payload_len - incomplete as u32;
-            }
-            Err(error) => {
-                stream.held += payload_len;
-                return self.grpc_stream_error(key, message_status(error));
-            }
+        if let Err(error) = result {
+            return self.grpc_stream_error(key, message_status(error));
+        }
+        // When the application has taken every message delivered so far, what is
+        // buffered is part of the message it waits for; that is bounded by the
+        // message size limit, and holding its credit could deadlock a message
+        // larger than the window. Otherwise the credit waits for consumption.
+        if stream.pending_app == 0 {
+            release_now += stream.take_held();
         }
         if bad_compression {
             return self.grpc_stream_error(
@@ -673,7 +706,7 @@ impl Connection {
     fn on_reset(&mut self, reset: Reset) -> Result<(), Error> {
         let id = reset.stream_id;
         let Some(key) = self.streams.find(id) else {
-            if id > self.max_client_id {
+            if self.is_idle(id) {
                 // §6.4: RST_STREAM on an idle stream is a connection error PROTOCOL_ERROR.
                 return Err(Error::connection(Reason::PROTOCOL_ERROR, "RST_STREAM on an idle stream"));
             }
@@ -742,6 +775,7 @@ impl Connection {
                 // The client has now seen GOAWAY(2^31 - 1); every stream it opened
                 // before is in our hands, so the final GOAWAY can name the last one.
                 self.phase = Phase::Draining;
+                self.go_away_last_id = self.max_client_id;
                 self.control.push_back(Control::GoAway(self.max_client_id, Reason::NO_ERROR, ""));
             }
             return Ok(());
@@ -775,7 +809,7 @@ impl Connection {
             return Ok(());
         }
         let Some(key) = self.streams.find(update.stream_id) else {
-            if update.stream_id > self.max_client_id {
+            if self.is_idle(update.stream_id) {
                 return Err(Error::connection(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream"));
             }
             return Ok(());
@@ -835,6 +869,8 @@ impl Connection {
         if handler_active {
             self.events.push_back(Event::Reset { id, reason: Reason::CANCEL, initiator: Initiator::Local });
         }
+        // The trailers are not flow-controlled: they must not wait in `conn_blocked`.
+        self.recheck_blocked = true;
         self.schedule(key);
         Ok(())
     }
@@ -849,6 +885,8 @@ impl Connection {
         stream.reset = true;
         let held = stream.take_held();
         let handler_active = stream.handler_active;
+        // A scheduled stream is removed by `poll_transmit`; it may sit in `conn_blocked`.
+        self.recheck_blocked |= stream.scheduled;
         self.conn_recv.release(held);
         self.recently_reset.push(id);
         if let (true, Some(initiator)) = (handler_active, notify) {
@@ -883,6 +921,7 @@ impl Connection {
             stream.reset = true;
         });
         self.ready.clear();
+        self.conn_blocked.clear();
     }
 
     /// Forgets a stream whose exchange is over in both directions and whose
@@ -987,7 +1026,11 @@ impl Connection {
     pub fn release_capacity(&mut self, id: StreamId, len: usize) {
         let Some(key) = self.streams.find(id) else { return };
         let stream = self.streams.get(key);
-        let len = (len.min(u32::MAX as usize) as u32).min(stream.held);
+        let len = len.min(u32::MAX as usize) as u32;
+        stream.pending_app = stream.pending_app.saturating_sub(len);
+        // Everything delivered is consumed: the rest held is a partial message the
+        // application is waiting for (see `on_data`), so release it all.
+        let len = if stream.pending_app == 0 { stream.held } else { len.min(stream.held) };
         if len == 0 {
             return;
         }

@@ -58,8 +58,10 @@ pub(crate) struct Stream {
     /// END_STREAM arrived, or the stream was reset: no more frames are expected.
     pub(crate) recv_closed: bool,
     pub(crate) recv_window: RecvWindow,
-    /// Bytes of delivered messages the application has not released yet.
+    /// Flow-control credit the peer used and we have not returned yet.
     pub(crate) held: u32,
+    /// Wire bytes of delivered messages the application has not released yet.
+    pub(crate) pending_app: u32,
     pub(crate) decoder: MessageDecoder,
     pub(crate) content_length: Option<u64>,
     pub(crate) data_received: u64,
@@ -97,6 +99,7 @@ impl Stream {
             recv_closed: false,
             recv_window: RecvWindow::new(0),
             held: 0,
+            pending_app: 0,
             decoder: MessageDecoder::new(),
             content_length: None,
             data_received: 0,
