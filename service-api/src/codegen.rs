@@ -350,14 +350,17 @@ impl ServiceModel {
         // A service named `T` must not be shadowed by the generic parameter.
         let t = if trait_name == "T" { "Handler" } else { "T" };
         // Everything is spelled with absolute paths and message types through
-        // `super::`, so no proto name (a message `Result`, a service `Option`)
-        // can shadow what the glue means.
+        // `super::`, so no proto name (a message `Result`, a service `Box`) can
+        // shadow what the glue means. `async_fn_in_trait` warns that callers
+        // cannot require the futures to be `Send`, which is the point here; the
+        // clippy groups are allowed because a router for a large service trips
+        // size lints users cannot act on.
         let _ = write!(
             buf,
             r#"
 /// Server side of `{full_name}`: the handler trait [`{module}::{trait_name}`] and the router [`{module}::{server_name}`].
 pub mod {module} {{
-    #![allow(async_fn_in_trait, missing_docs, unused_qualifications, clippy::all, clippy::pedantic, clippy::nursery)]
+    #![allow(async_fn_in_trait, clippy::all, clippy::pedantic, clippy::nursery)]
 
     /// The fully-qualified service name.
     pub const SERVICE_NAME: &str = "{full_name}";
@@ -378,9 +381,9 @@ pub mod {module} {{
             } else {
                 (String::new(), format!("{API}::Response<{}>", method.output))
             };
-            let _ = write!(
+            let _ = writeln!(
                 buf,
-                "{docs}        async fn {name}(&self, request: {request}{sink}) -> ::core::result::Result<{returns}, {API}::Status>;\n",
+                "{docs}        async fn {name}(&self, request: {request}{sink}) -> ::core::result::Result<{returns}, {API}::Status>;",
                 docs = method.docs,
                 name = method.rust_name,
             );
@@ -402,7 +405,7 @@ pub mod {module} {{
         }}
 
         /// Serves a handler shared with other code on this core.
-        pub fn from_rc(inner: ::std::rc::Rc<{t}>) -> Self {{
+        pub const fn from_rc(inner: ::std::rc::Rc<{t}>) -> Self {{
             Self {{ inner }}
         }}
     }}
@@ -432,8 +435,11 @@ pub mod {module} {{
         } else {
             buf.push_str("            match method {\n");
             for method in methods {
-                let (params, args) =
-                    if method.kind.has_sink() { ("request, responses", "request, responses") } else { ("request", "request") };
+                let (params, args) = if method.kind.has_sink() {
+                    ("request, responses", "request, responses")
+                } else {
+                    ("request", "request")
+                };
                 let _ = write!(
                     buf,
                     r#"                b"{proto}" => {{
