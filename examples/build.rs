@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 3] = ["proto/helloworld.proto", "proto/route_guide.proto", "proto/chat.proto"];
+const PROTOS: [&str; 3] = [
+    "proto/helloworld.proto",
+    "proto/route_guide.proto",
+    "proto/chat.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -10,10 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_out = out.join("client");
     std::fs::create_dir_all(&server_out)?;
     std::fs::create_dir_all(&client_out)?;
-    ringrpc_service_api::codegen::configure().out_dir(&server_out).compile(&PROTOS, &["proto"])?;
+    ringrpc_service_api::codegen::configure()
+        .out_dir(&server_out)
+        .compile(&PROTOS, &["proto"])?;
     // The clients are tonic's, an independent gRPC implementation; protox keeps
     // protoc out of the build for them too.
     let descriptors = protox::compile(PROTOS, ["proto"])?;
-    tonic_prost_build::configure().build_server(false).out_dir(&client_out).compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .out_dir(&client_out)
+        .compile_fds(descriptors)?;
     Ok(())
 }

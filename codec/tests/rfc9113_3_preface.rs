@@ -15,8 +15,16 @@ use support::*;
 fn http1_request_instead_of_preface_is_connection_protocol_error() {
     let mut c = Client::new(Config::default());
     c.send_bytes(b"POST /a.B/C HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    assert_eq!(c.expect_goaway(Reason::PROTOCOL_ERROR), 0, "no stream was processed");
-    assert_eq!(c.unconsumed(), 0, "nothing of a non-HTTP/2 peer is buffered");
+    assert_eq!(
+        c.expect_goaway(Reason::PROTOCOL_ERROR),
+        0,
+        "no stream was processed"
+    );
+    assert_eq!(
+        c.unconsumed(),
+        0,
+        "nothing of a non-HTTP/2 peer is buffered"
+    );
 }
 
 /// "Clients and servers MUST treat an invalid connection preface as a connection
@@ -46,7 +54,10 @@ fn preface_and_settings_delivered_byte_by_byte_work() {
         assert!(c.events().is_empty());
     }
     let out = c.transmit();
-    assert!(matches!(&out[..], [Out::Settings(s), Out::Settings(ack), ..] if !s.ack && ack.ack), "{out:?}");
+    assert!(
+        matches!(&out[..], [Out::Settings(s), Out::Settings(ack), ..] if !s.ack && ack.ack),
+        "{out:?}"
+    );
     c.send_bytes(&settings_ack());
     assert_eq!(c.conn.poll_timeout(), None);
     c.assert_serves(1);
@@ -61,7 +72,10 @@ fn ping_as_first_frame_is_connection_protocol_error() {
     c.send_bytes(&ping(*b"12345678"));
     assert_eq!(c.expect_goaway(Reason::PROTOCOL_ERROR), 0);
     let out = c.transmit();
-    assert!(out.is_empty(), "the PING of a failed preface is not answered: {out:?}");
+    assert!(
+        out.is_empty(),
+        "the PING of a failed preface is not answered: {out:?}"
+    );
 }
 
 /// "This sequence MUST be followed by a SETTINGS frame (Section 6.5), which MAY be
@@ -72,7 +86,10 @@ fn headers_as_first_frame_is_connection_protocol_error() {
     c.send_bytes(PREFACE);
     c.request(1, "/a.B/C", true);
     c.expect_goaway(Reason::PROTOCOL_ERROR);
-    assert!(!c.events().iter().any(|e| matches!(e, Event::Request { .. })));
+    assert!(!c
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Request { .. })));
 }
 
 /// "This sequence MUST be followed by a SETTINGS frame (Section 6.5)": an
@@ -103,12 +120,17 @@ fn server_settings_is_the_first_frame_written_before_any_input() {
     let mut c = Client::new(Config::default());
     assert!(c.conn.wants_transmit());
     let out = c.transmit();
-    let Some(Out::Settings(s)) = out.first() else { panic!("{out:?}") };
+    let Some(Out::Settings(s)) = out.first() else {
+        panic!("{out:?}")
+    };
     assert!(!s.ack);
     assert_eq!(s.max_concurrent_streams, Some(256));
     assert_eq!(s.initial_window_size, Some(1024 * 1024));
     assert_eq!(s.max_header_list_size, Some(16 * 1024));
-    assert_eq!(s.enable_push, None, "a server may omit SETTINGS_ENABLE_PUSH");
+    assert_eq!(
+        s.enable_push, None,
+        "a server may omit SETTINGS_ENABLE_PUSH"
+    );
     assert!(!c.conn.wants_transmit());
 }
 
@@ -120,7 +142,10 @@ fn server_settings_precedes_goaway_for_an_invalid_preface() {
     let mut c = Client::new(Config::default());
     c.send_bytes(b"GET / HTTP/1.1\r\n\r\n");
     let out = c.transmit();
-    assert!(matches!(&out[..], [Out::Settings(s), Out::GoAway { reason: Reason::PROTOCOL_ERROR, .. }] if !s.ack), "{out:?}");
+    assert!(
+        matches!(&out[..], [Out::Settings(s), Out::GoAway { reason: Reason::PROTOCOL_ERROR, .. }] if !s.ack),
+        "{out:?}"
+    );
 }
 
 /// "The SETTINGS frames received from a peer as part of the connection preface MUST
@@ -131,7 +156,10 @@ fn client_settings_are_acknowledged_after_the_server_preface() {
     c.send_bytes(PREFACE);
     c.send_bytes(&settings(&[]));
     let out = c.transmit();
-    assert!(matches!(&out[..], [Out::Settings(s), Out::Settings(ack), ..] if !s.ack && ack.ack), "{out:?}");
+    assert!(
+        matches!(&out[..], [Out::Settings(s), Out::Settings(ack), ..] if !s.ack && ack.ack),
+        "{out:?}"
+    );
 }
 
 /// "If the sender of a SETTINGS frame does not receive an acknowledgment within a
@@ -150,7 +178,10 @@ fn settings_never_acknowledged_is_settings_timeout() {
     let now = c.now;
     c.conn.handle_timeout(now);
     let last = c.expect_goaway(Reason::SETTINGS_TIMEOUT);
-    assert_eq!(last, 1, "the stream received before the timeout may have been processed");
+    assert_eq!(
+        last, 1,
+        "the stream received before the timeout may have been processed"
+    );
     assert_eq!(c.conn.poll_timeout(), None);
 }
 
@@ -159,7 +190,10 @@ fn settings_never_acknowledged_is_settings_timeout() {
 #[test]
 fn preface_never_sent_times_out_with_goaway() {
     let mut c = Client::new(Config::default());
-    let deadline = c.conn.poll_timeout().expect("handshake deadline armed at accept");
+    let deadline = c
+        .conn
+        .poll_timeout()
+        .expect("handshake deadline armed at accept");
     c.conn.handle_timeout(deadline - Duration::from_millis(1));
     assert!(!c.conn.is_closed(), "not before the deadline");
     c.conn.handle_timeout(deadline);
@@ -175,7 +209,11 @@ fn partial_preface_times_out_with_goaway() {
         c.advance(Duration::from_millis(400));
         c.send_bytes(std::slice::from_ref(b));
     }
-    assert_eq!(c.conn.poll_timeout(), Some(deadline), "input does not push the deadline back");
+    assert_eq!(
+        c.conn.poll_timeout(),
+        Some(deadline),
+        "input does not push the deadline back"
+    );
     c.conn.handle_timeout(deadline);
     c.expect_goaway(Reason::PROTOCOL_ERROR);
 }
@@ -186,7 +224,10 @@ fn preface_without_client_settings_times_out_with_goaway() {
     let mut c = Client::new(Config::default());
     c.send_bytes(PREFACE);
     let _ = c.transmit();
-    let deadline = c.conn.poll_timeout().expect("still waiting for the client SETTINGS");
+    let deadline = c
+        .conn
+        .poll_timeout()
+        .expect("still waiting for the client SETTINGS");
     c.conn.handle_timeout(deadline);
     c.expect_goaway(Reason::PROTOCOL_ERROR);
 }
@@ -211,7 +252,10 @@ fn settings_ack_before_server_settings_does_not_complete_the_handshake() {
     c.send_bytes(&settings(&[]));
     c.send_bytes(&settings_ack());
     let _ = c.transmit();
-    let deadline = c.conn.poll_timeout().expect("our SETTINGS are not acknowledged yet");
+    let deadline = c
+        .conn
+        .poll_timeout()
+        .expect("our SETTINGS are not acknowledged yet");
     c.send_bytes(&settings_ack());
     assert_eq!(c.conn.poll_timeout(), None);
     c.conn.handle_timeout(deadline);

@@ -94,7 +94,10 @@ impl Shared {
 
     /// Closes at once: GOAWAY, cancel every call.
     pub(crate) fn abort(&self) {
-        self.inner.borrow_mut().conn.abort(Reason::NO_ERROR, "server shutting down");
+        self.inner
+            .borrow_mut()
+            .conn
+            .abort(Reason::NO_ERROR, "server shutting down");
         self.cancel_all(Status::unavailable("server shutting down"));
         self.wake_writer();
     }
@@ -130,7 +133,8 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
     loop {
         // Backpressure on the whole connection: a client that does not read what
         // we write gets no more of its input processed until the socket drains.
-        while shared.in_flight.get() > shared.worker.config.write_high_water && !shared.closed.get() {
+        while shared.in_flight.get() > shared.worker.config.write_high_water && !shared.closed.get()
+        {
             shared.write_done.notified().await;
         }
         let deadline = shared.inner.borrow().conn.poll_timeout();
@@ -158,7 +162,11 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        shared.inner.borrow_mut().conn.recv(Instant::now(), &mut buf);
+        shared
+            .inner
+            .borrow_mut()
+            .conn
+            .recv(Instant::now(), &mut buf);
         let closed = handle_events(shared);
         shared.wake_writer();
         if closed {
@@ -187,7 +195,11 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
                 } else {
                     // A call already answered (e.g. UNIMPLEMENTED): drop the message
                     // and give its credit back.
-                    shared.inner.borrow_mut().conn.release_capacity(id, message.data.len() + 5);
+                    shared
+                        .inner
+                        .borrow_mut()
+                        .conn
+                        .release_capacity(id, message.data.len() + 5);
                 }
             }
             Event::EndOfStream { id } => {
@@ -215,7 +227,11 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
 }
 
 /// Routes a new request; answers it at once when it cannot be served.
-fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<(Rc<CallState>, CallFuture)> {
+fn start_call(
+    shared: &Rc<Shared>,
+    id: StreamId,
+    head: RequestHead,
+) -> Option<(Rc<CallState>, CallFuture)> {
     let refuse = |status: ResponseStatus, metadata: Vec<(Bytes, Bytes)>| {
         let mut inner = shared.inner.borrow_mut();
         let _ = inner.conn.send_trailers(id, status, metadata);
@@ -225,14 +241,34 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<(R
     if let Some(encoding) = &head.encoding {
         // Compressed requests are not supported yet: UNIMPLEMENTED, with the
         // encodings we do accept, as gRPC's compression spec asks.
-        let message = format!("grpc-encoding {:?} is not supported", String::from_utf8_lossy(encoding));
-        let status = ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None };
-        let accept = (Bytes::from_static(b"grpc-accept-encoding"), Bytes::from_static(b"identity"));
+        let message = format!(
+            "grpc-encoding {:?} is not supported",
+            String::from_utf8_lossy(encoding)
+        );
+        let status = ResponseStatus {
+            code: grpc_status::UNIMPLEMENTED,
+            message: message.into(),
+            details: None,
+        };
+        let accept = (
+            Bytes::from_static(b"grpc-accept-encoding"),
+            Bytes::from_static(b"identity"),
+        );
         return refuse(status, vec![accept]);
     }
     let Some(service) = shared.worker.router.find(head.service()) else {
-        let message = format!("unknown service {}", String::from_utf8_lossy(head.service()));
-        return refuse(ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None }, vec![]);
+        let message = format!(
+            "unknown service {}",
+            String::from_utf8_lossy(head.service())
+        );
+        return refuse(
+            ResponseStatus {
+                code: grpc_status::UNIMPLEMENTED,
+                message: message.into(),
+                details: None,
+            },
+            vec![],
+        );
     };
     let state = Rc::new(CallState::new(id, shared.clone()));
     let mut head = head;
@@ -246,7 +282,14 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<(R
     let call = Call::new(state.clone(), call_head);
     let Some(future) = service.call(head.method(), call) else {
         let message = format!("unknown method {}", String::from_utf8_lossy(head.method()));
-        return refuse(ResponseStatus { code: grpc_status::UNIMPLEMENTED, message: message.into(), details: None }, vec![]);
+        return refuse(
+            ResponseStatus {
+                code: grpc_status::UNIMPLEMENTED,
+                message: message.into(),
+                details: None,
+            },
+            vec![],
+        );
     };
     state.deadline.set(deadline);
     shared.inner.borrow_mut().calls.insert(id.0, state.clone());
@@ -255,8 +298,15 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<(R
 
 /// Polls a new call once in place; only if it is not done does it become a task.
 fn run_call(state: Rc<CallState>, future: CallFuture) {
-    let sleep = state.deadline.get().map(|d| Box::pin(tokio::time::sleep_until(d.into())));
-    let mut task = CallTask { state, future: Some(future), sleep };
+    let sleep = state
+        .deadline
+        .get()
+        .map(|d| Box::pin(tokio::time::sleep_until(d.into())));
+    let mut task = CallTask {
+        state,
+        future: Some(future),
+        sleep,
+    };
     let mut cx = Context::from_waker(Waker::noop());
     if Pin::new(&mut task).poll(&mut cx).is_pending() {
         tokio::task::spawn_local(task);
@@ -276,7 +326,9 @@ impl Future for CallTask {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let Some(future) = this.future.as_mut() else { return Poll::Ready(()) };
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(());
+        };
         if this.state.is_cancelled() {
             this.finish();
             return Poll::Ready(());
@@ -284,7 +336,8 @@ impl Future for CallTask {
         this.state.register_task(cx.waker());
         if let Some(sleep) = this.sleep.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
-                this.state.finish(Err(Status::deadline_exceeded("deadline exceeded")));
+                this.state
+                    .finish(Err(Status::deadline_exceeded("deadline exceeded")));
                 this.finish();
                 return Poll::Ready(());
             }
@@ -350,7 +403,12 @@ struct CallFlags {
 
 impl CallState {
     fn new(id: StreamId, shared: Rc<Shared>) -> CallState {
-        CallState { id, shared, deadline: Cell::new(None), state: RefCell::new(CallFlags::default()) }
+        CallState {
+            id,
+            shared,
+            deadline: Cell::new(None),
+            state: RefCell::new(CallFlags::default()),
+        }
     }
 
     fn deliver(&self, message: Bytes) {
@@ -378,7 +436,11 @@ impl CallState {
         let wakers = [s.recv_waker.take(), s.task_waker.take()];
         let cancel_wakers = std::mem::take(&mut s.cancel_wakers);
         drop(s);
-        wakers.into_iter().flatten().chain(cancel_wakers).for_each(Waker::wake);
+        wakers
+            .into_iter()
+            .flatten()
+            .chain(cancel_wakers)
+            .for_each(Waker::wake);
     }
 
     fn register_task(&self, waker: &Waker) {
@@ -409,7 +471,9 @@ impl CallState {
 
     fn closed_status(&self) -> Status {
         let s = self.state.borrow();
-        s.cancelled.clone().unwrap_or_else(|| Status::internal("call already finished"))
+        s.cancelled
+            .clone()
+            .unwrap_or_else(|| Status::internal("call already finished"))
     }
 }
 
@@ -422,7 +486,11 @@ impl CallIo for CallState {
         if let Some(message) = s.inbox.pop_front() {
             drop(s);
             // Consumption is what re-opens the client's window.
-            self.shared.inner.borrow_mut().conn.release_capacity(self.id, message.len() + 5);
+            self.shared
+                .inner
+                .borrow_mut()
+                .conn
+                .release_capacity(self.id, message.len() + 5);
             self.shared.wake_writer();
             return Poll::Ready(Ok(Some(message)));
         }
@@ -444,7 +512,9 @@ impl CallIo for CallState {
         let config = &self.shared.worker.config;
         let mut inner = self.shared.inner.borrow_mut();
         let queued = inner.conn.queued_send_bytes(self.id);
-        if queued < config.stream_send_high_water && self.shared.in_flight.get() < config.write_high_water {
+        if queued < config.stream_send_high_water
+            && self.shared.in_flight.get() < config.write_high_water
+        {
             return Poll::Ready(Ok(()));
         }
         inner.send_waiters.push(cx.waker().clone());
@@ -455,12 +525,29 @@ impl CallIo for CallState {
     }
 
     fn send_headers(&self, metadata: Metadata) -> Result<(), Status> {
-        let result = self.shared.inner.borrow_mut().conn.send_headers(self.id, metadata.into_raw());
+        let result = self
+            .shared
+            .inner
+            .borrow_mut()
+            .conn
+            .send_headers(self.id, metadata.into_raw());
         self.shared.wake_writer();
         result.map_err(|_| self.closed_status())
     }
 
-    fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut)) -> Result<(), Status> {
+    fn flush_headers(&self) {
+        let mut inner = self.shared.inner.borrow_mut();
+        if inner.conn.send_headers(self.id, []).is_ok() {
+            drop(inner);
+            self.shared.wake_writer();
+        }
+    }
+
+    fn send_message(
+        &self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Result<(), Status> {
         if self.state.borrow().cancelled.is_some() {
             return Err(self.closed_status());
         }
@@ -490,11 +577,23 @@ impl CallIo for CallState {
             Err(status) => {
                 let (code, message, details, metadata) = status.into_parts();
                 let details = (!details.is_empty()).then_some(details);
-                (ResponseStatus { code: code as u32, message: message.into(), details }, metadata)
+                (
+                    ResponseStatus {
+                        code: code as u32,
+                        message: message.into(),
+                        details,
+                    },
+                    metadata,
+                )
             }
         };
         metadata.extend(extra);
-        let _ = self.shared.inner.borrow_mut().conn.send_trailers(self.id, status, metadata.into_raw());
+        let _ =
+            self.shared
+                .inner
+                .borrow_mut()
+                .conn
+                .send_trailers(self.id, status, metadata.into_raw());
         self.shared.wake_writer();
     }
 

@@ -51,7 +51,11 @@ pub(crate) enum Socket {
 impl Socket {
     /// Reads into the spare capacity of `buf` (after its current contents, which
     /// may hold the start of a frame), growing `buf` by what was read.
-    pub(crate) async fn read(&self, mut buf: BytesMut, want: usize) -> (io::Result<usize>, BytesMut) {
+    pub(crate) async fn read(
+        &self,
+        mut buf: BytesMut,
+        want: usize,
+    ) -> (io::Result<usize>, BytesMut) {
         buf.reserve(want);
         match self {
             Socket::Uring(s) => {

@@ -22,7 +22,10 @@ pub struct Server;
 impl Server {
     /// A builder with the default [`EngineConfig`].
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { config: EngineConfig::default(), factories: Vec::new() }
+        ServerBuilder {
+            config: EngineConfig::default(),
+            factories: Vec::new(),
+        }
     }
 }
 
@@ -87,7 +90,9 @@ impl ServerBuilder {
                 shutdown: shutdown_rx.clone(),
                 ready: ready_tx.clone(),
             };
-            let thread = std::thread::Builder::new().name(format!("ringrpc-worker-{index}")).spawn(move || worker::run(setup))?;
+            let thread = std::thread::Builder::new()
+                .name(format!("ringrpc-worker-{index}"))
+                .spawn(move || worker::run(setup))?;
             threads.push(thread);
         }
         drop(ready_tx);
@@ -105,8 +110,17 @@ impl ServerBuilder {
                 }
             }
         }
-        let backend = if backends.iter().all(|b| *b == Backend::Uring) { Backend::Uring } else { Backend::Epoll };
-        Ok(ServerHandle { local_addr, backend, shutdown: shutdown_tx, threads })
+        let backend = if backends.iter().all(|b| *b == Backend::Uring) {
+            Backend::Uring
+        } else {
+            Backend::Epoll
+        };
+        Ok(ServerHandle {
+            local_addr,
+            backend,
+            shutdown: shutdown_tx,
+            threads,
+        })
     }
 }
 

@@ -46,11 +46,17 @@ pub(crate) fn run(setup: WorkerSetup) {
                 return;
             }
             Err(error) => {
-                eprintln!("ringrpc: worker {}: io_uring unavailable ({error}); using epoll", setup.index);
+                eprintln!(
+                    "ringrpc: worker {}: io_uring unavailable ({error}); using epoll",
+                    setup.index
+                );
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             let _ = setup.ready.send(Err(error));
@@ -78,7 +84,9 @@ fn uring_runtime(config: &EngineConfig) -> io::Result<tokio_uring::Runtime> {
 }
 
 fn pin(index: usize, cores: &[usize]) {
-    let Some(available) = core_affinity::get_core_ids() else { return };
+    let Some(available) = core_affinity::get_core_ids() else {
+        return;
+    };
     if available.is_empty() {
         return;
     }
@@ -95,7 +103,14 @@ fn pin(index: usize, cores: &[usize]) {
 }
 
 async fn worker_main(setup: WorkerSetup, uring: bool) {
-    let WorkerSetup { config, listener, factories, mut shutdown, ready, .. } = setup;
+    let WorkerSetup {
+        config,
+        listener,
+        factories,
+        mut shutdown,
+        ready,
+        ..
+    } = setup;
     let listener = match Listener::new(listener, uring) {
         Ok(listener) => listener,
         Err(error) => {
@@ -115,7 +130,11 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         live: Cell::new(0),
         all_closed: Notify::new(),
     });
-    let _ = ready.send(Ok(if uring { Backend::Uring } else { Backend::Epoll }));
+    let _ = ready.send(Ok(if uring {
+        Backend::Uring
+    } else {
+        Backend::Epoll
+    }));
     drop(ready);
 
     loop {
@@ -153,18 +172,31 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
 /// Graceful shutdown of this worker's connections: GOAWAY to all, wait for their
 /// calls within the grace period, then close whatever is left.
 async fn drain(ctx: &Rc<WorkerContext>, grace: Duration) {
-    let connections: Vec<Rc<Shared>> = ctx.connections.borrow().iter().filter_map(Weak::upgrade).collect();
+    let connections: Vec<Rc<Shared>> = ctx
+        .connections
+        .borrow()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
     for connection in &connections {
         connection.go_away();
     }
     drop(connections);
     let deadline = tokio::time::Instant::now() + grace;
     while ctx.live.get() > 0 {
-        if tokio::time::timeout_at(deadline, ctx.all_closed.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, ctx.all_closed.notified())
+            .await
+            .is_err()
+        {
             break;
         }
     }
-    let connections: Vec<Rc<Shared>> = ctx.connections.borrow().iter().filter_map(Weak::upgrade).collect();
+    let connections: Vec<Rc<Shared>> = ctx
+        .connections
+        .borrow()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
     for connection in connections.iter().filter(|c| !c.is_closed()) {
         connection.abort();
     }
@@ -172,7 +204,10 @@ async fn drain(ctx: &Rc<WorkerContext>, grace: Duration) {
     // Aborted connections close as soon as their GOAWAY is written.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     while ctx.live.get() > 0 {
-        if tokio::time::timeout_at(deadline, ctx.all_closed.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, ctx.all_closed.notified())
+            .await
+            .is_err()
+        {
             break;
         }
     }

@@ -27,12 +27,17 @@ impl Service for Greeter {
 
     fn call(&self, method: &[u8], call: Call) -> Option<CallFuture> {
         match method {
-            b"SayHello" => Some(Box::pin(unary(call, |req: Request<HelloRequest>| async move {
-                if req.get_ref().name == "fail" {
-                    return Err(Status::not_found("no such name"));
-                }
-                Ok(Response::new(HelloReply { message: format!("Hello {}!", req.into_inner().name) }))
-            }))),
+            b"SayHello" => Some(Box::pin(unary(
+                call,
+                |req: Request<HelloRequest>| async move {
+                    if req.get_ref().name == "fail" {
+                        return Err(Status::not_found("no such name"));
+                    }
+                    Ok(Response::new(HelloReply {
+                        message: format!("Hello {}!", req.into_inner().name),
+                    }))
+                },
+            ))),
             _ => None,
         }
     }
@@ -46,18 +51,37 @@ async fn say_hello(
     let path = http::uri::PathAndQuery::from_static("/helloworld.Greeter/SayHello");
     let codec = tonic_prost::ProstCodec::<HelloRequest, HelloReply>::default();
     let request = tonic::Request::new(HelloRequest { name: name.into() });
-    client.unary(request, path, codec).await.map(|r| r.into_inner())
+    client
+        .unary(request, path, codec)
+        .await
+        .map(|r| r.into_inner())
 }
 
 #[test]
 fn tonic_unary_against_engine() {
-    let config = EngineConfig { workers: 2, shutdown_grace: Duration::from_secs(1), ..EngineConfig::default() };
-    let server = Server::builder().config(config).add_service(|| Greeter).serve("127.0.0.1:0".parse().unwrap()).unwrap();
+    let config = EngineConfig {
+        workers: 2,
+        shutdown_grace: Duration::from_secs(1),
+        ..EngineConfig::default()
+    };
+    let server = Server::builder()
+        .config(config)
+        .add_service(|| Greeter)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .unwrap();
     let addr = server.local_addr();
     eprintln!("backend {:?} on {addr}", server.backend());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let mut client = tonic::client::Grpc::new(channel);
         let reply = say_hello(&mut client, "world").await.unwrap();
         assert_eq!(reply.message, "Hello world!");

@@ -56,15 +56,26 @@ impl Hub {
 
     /// The per-worker service factory for `Server::add_service`: registers the
     /// worker's inbox and starts its fan-out task (it runs on the worker thread).
-    pub fn service_factory(self: &Arc<Hub>) -> impl Fn() -> ChatServer<ChatRoom> + Send + Sync + 'static {
+    pub fn service_factory(
+        self: &Arc<Hub>,
+    ) -> impl Fn() -> ChatServer<ChatRoom> + Send + Sync + 'static {
         let hub = self.clone();
         move || {
             let (tx, rx) = crossbeam_channel::bounded(WORKER_INBOX);
             let notify = Arc::new(Notify::new());
-            hub.workers.lock().unwrap_or_else(|e| e.into_inner()).push(WorkerInbox { tx, notify: notify.clone() });
+            hub.workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(WorkerInbox {
+                    tx,
+                    notify: notify.clone(),
+                });
             let local = Rc::new(LocalClients::default());
             tokio::task::spawn_local(fan_out(rx, notify, local.clone()));
-            ChatServer::new(ChatRoom { hub: hub.clone(), local })
+            ChatServer::new(ChatRoom {
+                hub: hub.clone(),
+                local,
+            })
         }
     }
 }
@@ -81,7 +92,11 @@ struct ClientQueue {
     ready: Notify,
 }
 
-async fn fan_out(rx: crossbeam_channel::Receiver<ChatMessage>, notify: Arc<Notify>, local: Rc<LocalClients>) {
+async fn fan_out(
+    rx: crossbeam_channel::Receiver<ChatMessage>,
+    notify: Arc<Notify>,
+    local: Rc<LocalClients>,
+) {
     loop {
         notify.notified().await;
         while let Ok(message) = rx.try_recv() {
@@ -107,7 +122,11 @@ pub struct ChatRoom {
 }
 
 impl Chat for ChatRoom {
-    async fn join(&self, request: Request<Streaming<ChatMessage>>, mut responses: ResponseSink<ChatMessage>) -> Result<(), Status> {
+    async fn join(
+        &self,
+        request: Request<Streaming<ChatMessage>>,
+        mut responses: ResponseSink<ChatMessage>,
+    ) -> Result<(), Status> {
         let queue = Rc::new(ClientQueue::default());
         self.local.clients.borrow_mut().push(Rc::downgrade(&queue));
         let mut incoming = request.into_inner();

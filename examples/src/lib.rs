@@ -60,7 +60,12 @@ impl Flags {
 
     /// Parses the given arguments.
     pub fn parse_from(args: impl IntoIterator<Item = String>) -> Flags {
-        let mut flags = Flags { host: "127.0.0.1".into(), port: 50051, workers: None, rest: Vec::new() };
+        let mut flags = Flags {
+            host: "127.0.0.1".into(),
+            port: 50051,
+            workers: None,
+            rest: Vec::new(),
+        };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
@@ -72,7 +77,9 @@ impl Flags {
             match arg.as_str() {
                 "--host" => flags.host = value("--host"),
                 "--port" => flags.port = parse_or_exit(&value("--port"), "--port"),
-                "--workers" => flags.workers = Some(parse_or_exit(&value("--workers"), "--workers")),
+                "--workers" => {
+                    flags.workers = Some(parse_or_exit(&value("--workers"), "--workers"))
+                }
                 _ => flags.rest.push(arg),
             }
         }
@@ -81,20 +88,29 @@ impl Flags {
 
     /// The value after `--name` among the other flags.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.rest.iter().position(|a| a == name).and_then(|i| self.rest.get(i + 1)).map(String::as_str)
+        self.rest
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.rest.get(i + 1))
+            .map(String::as_str)
     }
 
     /// `host:port` to listen on or connect to.
     pub fn addr(&self) -> SocketAddr {
-        format!("{}:{}", self.host, self.port).parse().unwrap_or_else(|e| {
-            eprintln!("bad address {}:{}: {e}", self.host, self.port);
-            std::process::exit(2)
-        })
+        format!("{}:{}", self.host, self.port)
+            .parse()
+            .unwrap_or_else(|e| {
+                eprintln!("bad address {}:{}: {e}", self.host, self.port);
+                std::process::exit(2)
+            })
     }
 
     /// The engine configuration these flags ask for.
     pub fn engine_config(&self) -> EngineConfig {
-        let mut config = EngineConfig { shutdown_grace: Duration::from_secs(10), ..EngineConfig::default() };
+        let mut config = EngineConfig {
+            shutdown_grace: Duration::from_secs(10),
+            ..EngineConfig::default()
+        };
         if let Some(workers) = self.workers {
             config.workers = workers.max(1);
         }
@@ -114,7 +130,9 @@ fn parse_or_exit<T: std::str::FromStr>(value: &str, name: &str) -> T {
 pub fn serve_until_signal(builder: ServerBuilder, flags: &Flags) -> std::io::Result<()> {
     let server = builder.config(flags.engine_config()).serve(flags.addr())?;
     println!("listening on {}", server.local_addr());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -19,9 +19,19 @@ use crate::server::routeguide::{Feature, Point, Rectangle, RouteNote, RouteSumma
 pub fn features() -> Vec<Feature> {
     (0..100)
         .map(|i| {
-            let location = Point { latitude: 400_000_000 + (i / 10) * 1_000_000, longitude: -740_000_000 + (i % 10) * 1_000_000 };
-            let name = if i % 5 == 4 { String::new() } else { format!("Landmark {i}, Route 66") };
-            Feature { name, location: Some(location) }
+            let location = Point {
+                latitude: 400_000_000 + (i / 10) * 1_000_000,
+                longitude: -740_000_000 + (i % 10) * 1_000_000,
+            };
+            let name = if i % 5 == 4 {
+                String::new()
+            } else {
+                format!("Landmark {i}, Route 66")
+            };
+            Feature {
+                name,
+                location: Some(location),
+            }
         })
         .collect()
 }
@@ -35,11 +45,16 @@ pub struct RouteGuideService {
 impl RouteGuideService {
     /// A service over [`features`].
     pub fn new() -> RouteGuideService {
-        RouteGuideService { features: Rc::new(features()), notes: RefCell::new(HashMap::new()) }
+        RouteGuideService {
+            features: Rc::new(features()),
+            notes: RefCell::new(HashMap::new()),
+        }
     }
 
     fn feature_at(&self, point: &Point) -> Option<&Feature> {
-        self.features.iter().find(|f| f.location.as_ref() == Some(point))
+        self.features
+            .iter()
+            .find(|f| f.location.as_ref() == Some(point))
     }
 }
 
@@ -52,22 +67,36 @@ impl Default for RouteGuideService {
 impl RouteGuide for RouteGuideService {
     async fn get_feature(&self, request: Request<Point>) -> Result<Response<Feature>, Status> {
         let point = request.into_inner();
-        let feature = self.feature_at(&point).cloned().unwrap_or(Feature { name: String::new(), location: Some(point) });
+        let feature = self.feature_at(&point).cloned().unwrap_or(Feature {
+            name: String::new(),
+            location: Some(point),
+        });
         Ok(Response::new(feature))
     }
 
-    async fn list_features(&self, request: Request<Rectangle>, mut responses: ResponseSink<Feature>) -> Result<(), Status> {
+    async fn list_features(
+        &self,
+        request: Request<Rectangle>,
+        mut responses: ResponseSink<Feature>,
+    ) -> Result<(), Status> {
         let rect = request.into_inner();
         let (Some(lo), Some(hi)) = (rect.lo, rect.hi) else {
             return Err(Status::invalid_argument("a rectangle needs both corners"));
         };
-        for feature in self.features.iter().filter(|f| f.location.as_ref().is_some_and(|p| in_range(p, &lo, &hi))) {
+        for feature in self
+            .features
+            .iter()
+            .filter(|f| f.location.as_ref().is_some_and(|p| in_range(p, &lo, &hi)))
+        {
             responses.send(feature.clone()).await?;
         }
         Ok(())
     }
 
-    async fn record_route(&self, request: Request<Streaming<Point>>) -> Result<Response<RouteSummary>, Status> {
+    async fn record_route(
+        &self,
+        request: Request<Streaming<Point>>,
+    ) -> Result<Response<RouteSummary>, Status> {
         let start = Instant::now();
         let mut points = request.into_inner();
         let mut summary = RouteSummary::default();
@@ -86,7 +115,11 @@ impl RouteGuide for RouteGuideService {
         Ok(Response::new(summary))
     }
 
-    async fn route_chat(&self, request: Request<Streaming<RouteNote>>, mut responses: ResponseSink<RouteNote>) -> Result<(), Status> {
+    async fn route_chat(
+        &self,
+        request: Request<Streaming<RouteNote>>,
+        mut responses: ResponseSink<RouteNote>,
+    ) -> Result<(), Status> {
         let mut notes = request.into_inner();
         while let Some(note) = notes.message().await? {
             let location = note.location.clone().unwrap_or_default();
@@ -104,7 +137,10 @@ impl RouteGuide for RouteGuideService {
 
 fn in_range(p: &Point, lo: &Point, hi: &Point) -> bool {
     let (lat_lo, lat_hi) = (lo.latitude.min(hi.latitude), lo.latitude.max(hi.latitude));
-    let (lon_lo, lon_hi) = (lo.longitude.min(hi.longitude), lo.longitude.max(hi.longitude));
+    let (lon_lo, lon_hi) = (
+        lo.longitude.min(hi.longitude),
+        lo.longitude.max(hi.longitude),
+    );
     (lat_lo..=lat_hi).contains(&p.latitude) && (lon_lo..=lon_hi).contains(&p.longitude)
 }
 

@@ -10,19 +10,22 @@ fn main() -> io::Result<()> {
     codegen::compile_protos(&["proto/helloworld.proto"], &["proto"])?;
 
     // The awkward cases, with the descriptor set kept for reflection.
-    codegen::configure().bytes([".blobs"]).file_descriptor_set_path(out_dir.join("descriptors.bin")).compile(
-        &[
-            "proto/pkg_a.proto",
-            "proto/pkg_b.proto",
-            "proto/kinds.proto",
-            "proto/keywords.proto",
-            "proto/nopackage.proto",
-            "proto/empty.proto",
-            "proto/collide.proto",
-            "proto/blobs.proto",
-        ],
-        &["proto"],
-    )?;
+    codegen::configure()
+        .bytes([".blobs"])
+        .file_descriptor_set_path(out_dir.join("descriptors.bin"))
+        .compile(
+            &[
+                "proto/pkg_a.proto",
+                "proto/pkg_b.proto",
+                "proto/kinds.proto",
+                "proto/keywords.proto",
+                "proto/nopackage.proto",
+                "proto/empty.proto",
+                "proto/collide.proto",
+                "proto/blobs.proto",
+            ],
+            &["proto"],
+        )?;
 
     // Messages only.
     codegen::configure()

@@ -31,9 +31,16 @@ pub trait CallIo {
     /// first message; without it the first message sends plain headers).
     fn send_headers(&self, metadata: Metadata) -> Result<(), Status>;
 
+    /// Sends the response headers now unless headers or a message were already
+    /// queued. Streaming calls do this when their handler first waits, because
+    /// some clients (tonic among them) wait for the headers before they hand the
+    /// response stream to the caller.
+    fn flush_headers(&self);
+
     /// Queues one response message of `len` bytes, written by `encode` into the
     /// engine's send buffer (so encoding needs no allocation of its own).
-    fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut)) -> Result<(), Status>;
+    fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut))
+        -> Result<(), Status>;
 
     /// Metadata to send with the trailers when the call ends successfully.
     fn set_trailers(&self, metadata: Metadata);
@@ -87,6 +94,8 @@ impl Call {
 
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("head", &self.head).finish_non_exhaustive()
+        f.debug_struct("Call")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
     }
 }

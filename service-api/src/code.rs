@@ -67,12 +67,19 @@ impl Code {
     /// The code for a wire value; values outside 0..=16 are `Unknown`, as the gRPC
     /// spec asks of a receiver.
     pub fn from_i32(value: i32) -> Code {
-        usize::try_from(value).ok().and_then(|i| Code::ALL.get(i)).copied().unwrap_or(Code::Unknown)
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| Code::ALL.get(i))
+            .copied()
+            .unwrap_or(Code::Unknown)
     }
 
     /// Parses the ASCII decimal form used in the `grpc-status` trailer.
     pub fn from_ascii(value: &[u8]) -> Code {
-        std::str::from_utf8(value).ok().and_then(|s| s.parse::<i32>().ok()).map_or(Code::Unknown, Code::from_i32)
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse::<i32>().ok())
+            .map_or(Code::Unknown, Code::from_i32)
     }
 
     /// The wire value.

@@ -67,7 +67,10 @@ const API: &str = "::ringrpc_service_api";
 /// every service. Call it from `build.rs`.
 ///
 /// Equivalent to `configure().compile(protos, includes)`.
-pub fn compile_protos(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> io::Result<()> {
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> io::Result<()> {
     configure().compile(protos, includes)
 }
 
@@ -103,7 +106,8 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.bytes.extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
+        self.bytes
+            .extend(paths.into_iter().map(|p| p.as_ref().to_owned()));
         self
     }
 
@@ -133,8 +137,13 @@ impl Builder {
     /// (fully qualified, with a leading dot) instead of generating one. The Rust
     /// path should be absolute (`::other_crate::pkg`, `crate::pkg`): generated
     /// services use it as given, from a module nested in the package module.
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
-        self.extern_paths.push((proto_path.into(), rust_path.into()));
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.extern_paths
+            .push((proto_path.into(), rust_path.into()));
         self
     }
 
@@ -147,7 +156,11 @@ impl Builder {
     }
 
     /// Compiles `protos`, found in `includes`, with these options.
-    pub fn compile(self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> io::Result<()> {
+    pub fn compile(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> io::Result<()> {
         self.compile_with_config(prost_build::Config::new(), protos, includes)
     }
 
@@ -191,7 +204,11 @@ impl Builder {
             config.compile_well_known_types();
         }
         if self.build_server {
-            let mut extern_prefixes: Vec<String> = self.extern_paths.iter().map(|(proto, _)| proto.clone()).collect();
+            let mut extern_prefixes: Vec<String> = self
+                .extern_paths
+                .iter()
+                .map(|(proto, _)| proto.clone())
+                .collect();
             if !self.compile_well_known_types {
                 extern_prefixes.push(".google.protobuf".to_owned());
             }
@@ -210,7 +227,11 @@ fn create_parent(path: &Path) -> io::Result<()> {
 
 /// protox's `Debug` output is the useful one: it names the file, line and column.
 fn protox_error(error: protox::Error) -> io::Error {
-    let kind = if error.is_file_not_found() { io::ErrorKind::NotFound } else { io::ErrorKind::InvalidInput };
+    let kind = if error.is_file_not_found() {
+        io::ErrorKind::NotFound
+    } else {
+        io::ErrorKind::InvalidInput
+    };
     io::Error::new(kind, format!("{error:?}"))
 }
 
@@ -323,13 +344,25 @@ impl ServiceModel {
                 let mut docs = String::new();
                 method.comments.append_with_indent(2, &mut docs);
                 if method.comments.leading.is_empty() && method.comments.trailing.is_empty() {
-                    docs.push_str(&format!("        /// `{}` ({}).\n", method.proto_name, kind.describe()));
+                    docs.push_str(&format!(
+                        "        /// `{}` ({}).\n",
+                        method.proto_name,
+                        kind.describe()
+                    ));
                 }
                 MethodModel {
                     proto_name: method.proto_name.clone(),
                     rust_name: rust_ident(&method.proto_name.to_snake_case()),
-                    input: message_path(&method.input_type, &method.input_proto_type, extern_prefixes),
-                    output: message_path(&method.output_type, &method.output_proto_type, extern_prefixes),
+                    input: message_path(
+                        &method.input_type,
+                        &method.input_proto_type,
+                        extern_prefixes,
+                    ),
+                    output: message_path(
+                        &method.output_type,
+                        &method.output_proto_type,
+                        extern_prefixes,
+                    ),
                     kind,
                     docs,
                 }
@@ -346,7 +379,14 @@ impl ServiceModel {
     }
 
     fn render(&self, buf: &mut String) {
-        let ServiceModel { full_name, module, trait_name, server_name, docs, methods } = self;
+        let ServiceModel {
+            full_name,
+            module,
+            trait_name,
+            server_name,
+            docs,
+            methods,
+        } = self;
         // A service named `T` must not be shadowed by the generic parameter.
         let t = if trait_name == "T" { "Handler" } else { "T" };
         // Everything is spelled with absolute paths and message types through
@@ -377,7 +417,10 @@ pub mod {module} {{
                 format!("{API}::Request<{}>", method.input)
             };
             let (sink, returns) = if method.kind.has_sink() {
-                (format!(", responses: {API}::ResponseSink<{}>", method.output), "()".to_owned())
+                (
+                    format!(", responses: {API}::ResponseSink<{}>", method.output),
+                    "()".to_owned(),
+                )
             } else {
                 (String::new(), format!("{API}::Response<{}>", method.output))
             };
@@ -431,7 +474,9 @@ pub mod {module} {{
 "#
         );
         if methods.is_empty() {
-            buf.push_str("            let _ = (method, call);\n            ::core::option::Option::None\n");
+            buf.push_str(
+                "            let _ = (method, call);\n            ::core::option::Option::None\n",
+            );
         } else {
             buf.push_str("            match method {\n");
             for method in methods {
@@ -467,7 +512,9 @@ pub mod {module} {{
 /// elsewhere (extern paths, `prost-types`, `()` for `Empty`) are used as given.
 fn message_path(rust_path: &str, proto_type: &str, extern_prefixes: &[String]) -> String {
     let is_extern = extern_prefixes.iter().any(|prefix| {
-        proto_type.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        proto_type
+            .strip_prefix(prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     });
     if is_extern {
         rust_path.to_owned()
@@ -482,11 +529,12 @@ fn message_path(rust_path: &str, proto_type: &str, extern_prefixes: &[String]) -
 fn rust_ident(ident: &str) -> String {
     match ident {
         "self" | "Self" | "super" | "crate" | "extern" | "_" => format!("{ident}_"),
-        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if" | "impl" | "in"
-        | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref" | "return" | "static" | "struct"
-        | "trait" | "true" | "type" | "unsafe" | "use" | "where" | "while" | "async" | "await" | "dyn" | "abstract"
-        | "become" | "box" | "do" | "final" | "macro" | "override" | "priv" | "typeof" | "unsized" | "virtual"
-        | "yield" | "try" | "gen" => format!("r#{ident}"),
+        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if"
+        | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref"
+        | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use"
+        | "where" | "while" | "async" | "await" | "dyn" | "abstract" | "become" | "box" | "do"
+        | "final" | "macro" | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield"
+        | "try" | "gen" => format!("r#{ident}"),
         _ => ident.to_owned(),
     }
 }
@@ -510,12 +558,27 @@ mod tests {
     #[test]
     fn local_types_get_one_more_super() {
         let externs = vec![".google.protobuf".to_owned(), ".shared".to_owned()];
-        assert_eq!(message_path("HelloRequest", ".helloworld.HelloRequest", &externs), "super::HelloRequest");
-        assert_eq!(message_path("super::pkg_a::Item", ".pkg_a.Item", &externs), "super::super::pkg_a::Item");
-        assert_eq!(message_path("outer::Inner", ".pkg.Outer.Inner", &externs), "super::outer::Inner");
+        assert_eq!(
+            message_path("HelloRequest", ".helloworld.HelloRequest", &externs),
+            "super::HelloRequest"
+        );
+        assert_eq!(
+            message_path("super::pkg_a::Item", ".pkg_a.Item", &externs),
+            "super::super::pkg_a::Item"
+        );
+        assert_eq!(
+            message_path("outer::Inner", ".pkg.Outer.Inner", &externs),
+            "super::outer::Inner"
+        );
         assert_eq!(message_path("()", ".google.protobuf.Empty", &externs), "()");
-        assert_eq!(message_path("crate::shared::X", ".shared.X", &externs), "crate::shared::X");
+        assert_eq!(
+            message_path("crate::shared::X", ".shared.X", &externs),
+            "crate::shared::X"
+        );
         // A package merely starting with an extern prefix is still local.
-        assert_eq!(message_path("super::shared_more::X", ".shared_more.X", &externs), "super::super::shared_more::X");
+        assert_eq!(
+            message_path("super::shared_more::X", ".shared_more.X", &externs),
+            "super::super::shared_more::X"
+        );
     }
 }

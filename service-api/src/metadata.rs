@@ -36,7 +36,9 @@ impl fmt::Display for InvalidMetadata {
             InvalidMetadata::Key(k) => write!(f, "invalid metadata key {k:?}"),
             InvalidMetadata::Reserved(k) => write!(f, "metadata key {k:?} is reserved by gRPC"),
             InvalidMetadata::Value => f.write_str("invalid ASCII metadata value"),
-            InvalidMetadata::WrongKind(k) => write!(f, "key {k:?}: -bin keys take binary values, others ASCII"),
+            InvalidMetadata::WrongKind(k) => {
+                write!(f, "key {k:?}: -bin keys take binary values, others ASCII")
+            }
         }
     }
 }
@@ -66,7 +68,9 @@ pub struct Metadata {
 impl Metadata {
     /// Empty metadata (does not allocate).
     pub fn new() -> Metadata {
-        Metadata { entries: Vec::new() }
+        Metadata {
+            entries: Vec::new(),
+        }
     }
 
     /// Wraps entries the engine has already validated (binary values decoded).
@@ -92,14 +96,22 @@ impl Metadata {
     }
 
     /// Sets an ASCII value, replacing any earlier values of `key`.
-    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Result<(), InvalidMetadata> {
+    pub fn insert(
+        &mut self,
+        key: impl AsRef<str>,
+        value: impl AsRef<str>,
+    ) -> Result<(), InvalidMetadata> {
         let key = key.as_ref();
         self.remove(key);
         self.append(key, value)
     }
 
     /// Adds an ASCII value, keeping earlier values of `key`.
-    pub fn append(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Result<(), InvalidMetadata> {
+    pub fn append(
+        &mut self,
+        key: impl AsRef<str>,
+        value: impl AsRef<str>,
+    ) -> Result<(), InvalidMetadata> {
         let key = check_key(key.as_ref())?;
         if key.ends_with("-bin") {
             return Err(InvalidMetadata::WrongKind(key.to_owned()));
@@ -109,46 +121,69 @@ impl Metadata {
         if !printable || value.starts_with(' ') || value.ends_with(' ') {
             return Err(InvalidMetadata::Value);
         }
-        self.entries.push((Bytes::copy_from_slice(key.as_bytes()), Bytes::copy_from_slice(value.as_bytes())));
+        self.entries.push((
+            Bytes::copy_from_slice(key.as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        ));
         Ok(())
     }
 
     /// Sets a binary value (`key` must end in `-bin`), replacing earlier ones.
-    pub fn insert_bin(&mut self, key: impl AsRef<str>, value: impl Into<Bytes>) -> Result<(), InvalidMetadata> {
+    pub fn insert_bin(
+        &mut self,
+        key: impl AsRef<str>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), InvalidMetadata> {
         let key = key.as_ref();
         self.remove(key);
         self.append_bin(key, value)
     }
 
     /// Adds a binary value (`key` must end in `-bin`).
-    pub fn append_bin(&mut self, key: impl AsRef<str>, value: impl Into<Bytes>) -> Result<(), InvalidMetadata> {
+    pub fn append_bin(
+        &mut self,
+        key: impl AsRef<str>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), InvalidMetadata> {
         let key = check_key(key.as_ref())?;
         if !key.ends_with("-bin") {
             return Err(InvalidMetadata::WrongKind(key.to_owned()));
         }
-        self.entries.push((Bytes::copy_from_slice(key.as_bytes()), value.into()));
+        self.entries
+            .push((Bytes::copy_from_slice(key.as_bytes()), value.into()));
         Ok(())
     }
 
     /// The first ASCII value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().filter(|(k, _)| k.as_ref() == key.as_bytes()).map(|(k, v)| value_of(k, v)).find_map(|v| match v {
-            MetadataValue::Ascii(s) => Some(s),
-            MetadataValue::Binary(_) => None,
-        })
+        self.entries
+            .iter()
+            .filter(|(k, _)| k.as_ref() == key.as_bytes())
+            .map(|(k, v)| value_of(k, v))
+            .find_map(|v| match v {
+                MetadataValue::Ascii(s) => Some(s),
+                MetadataValue::Binary(_) => None,
+            })
     }
 
     /// The first binary value of `key` (which ends in `-bin`).
     pub fn get_bin(&self, key: &str) -> Option<&[u8]> {
-        self.entries.iter().filter(|(k, _)| k.as_ref() == key.as_bytes()).map(|(k, v)| value_of(k, v)).find_map(|v| match v {
-            MetadataValue::Binary(b) => Some(b),
-            MetadataValue::Ascii(_) => None,
-        })
+        self.entries
+            .iter()
+            .filter(|(k, _)| k.as_ref() == key.as_bytes())
+            .map(|(k, v)| value_of(k, v))
+            .find_map(|v| match v {
+                MetadataValue::Binary(b) => Some(b),
+                MetadataValue::Ascii(_) => None,
+            })
     }
 
     /// Every value of `key`, in order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = MetadataValue<'a>> + 'a {
-        self.entries.iter().filter(move |(k, _)| k.as_ref() == key.as_bytes()).map(|(k, v)| value_of(k, v))
+        self.entries
+            .iter()
+            .filter(move |(k, _)| k.as_ref() == key.as_bytes())
+            .map(|(k, v)| value_of(k, v))
     }
 
     /// Removes every value of `key`; returns whether there was one.
@@ -160,7 +195,9 @@ impl Metadata {
 
     /// Every entry in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, MetadataValue<'_>)> {
-        self.entries.iter().map(|(k, v)| (std::str::from_utf8(k).unwrap_or(""), value_of(k, v)))
+        self.entries
+            .iter()
+            .map(|(k, v)| (std::str::from_utf8(k).unwrap_or(""), value_of(k, v)))
     }
 
     /// Appends every entry of `other`.
@@ -181,7 +218,9 @@ fn value_of<'a>(key: &'a [u8], value: &'a [u8]) -> MetadataValue<'a> {
 
 fn check_key(key: &str) -> Result<&str, InvalidMetadata> {
     let valid = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b'.'));
+        && key.bytes().all(|b| {
+            b.is_ascii_digit() || b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b'.')
+        });
     if !valid {
         return Err(InvalidMetadata::Key(key.to_owned()));
     }
@@ -206,23 +245,39 @@ mod tests {
         let mut md = Metadata::new();
         md.insert("x-user", "alice").unwrap();
         md.append("x-user", "bob").unwrap();
-        md.insert_bin("x-trace-bin", Bytes::from_static(&[0, 255])).unwrap();
+        md.insert_bin("x-trace-bin", Bytes::from_static(&[0, 255]))
+            .unwrap();
         assert_eq!(md.get("x-user"), Some("alice"));
         assert_eq!(md.get_all("x-user").count(), 2);
         assert_eq!(md.get_bin("x-trace-bin"), Some(&[0u8, 255][..]));
         assert_eq!(md.get("x-trace-bin"), None);
-        assert_eq!(md.insert("x-a-bin", "text"), Err(InvalidMetadata::WrongKind("x-a-bin".into())));
-        assert_eq!(md.insert_bin("x-a", Bytes::new()), Err(InvalidMetadata::WrongKind("x-a".into())));
+        assert_eq!(
+            md.insert("x-a-bin", "text"),
+            Err(InvalidMetadata::WrongKind("x-a-bin".into()))
+        );
+        assert_eq!(
+            md.insert_bin("x-a", Bytes::new()),
+            Err(InvalidMetadata::WrongKind("x-a".into()))
+        );
         md.insert("x-user", "carol").unwrap();
-        assert_eq!(md.get_all("x-user").collect::<Vec<_>>(), [MetadataValue::Ascii("carol")]);
+        assert_eq!(
+            md.get_all("x-user").collect::<Vec<_>>(),
+            [MetadataValue::Ascii("carol")]
+        );
     }
 
     #[test]
     fn invalid_keys_values_and_reserved_names_are_refused() {
         let mut md = Metadata::new();
-        assert!(matches!(md.insert("X-Upper", "v"), Err(InvalidMetadata::Key(_))));
+        assert!(matches!(
+            md.insert("X-Upper", "v"),
+            Err(InvalidMetadata::Key(_))
+        ));
         assert!(matches!(md.insert("", "v"), Err(InvalidMetadata::Key(_))));
-        assert!(matches!(md.insert("grpc-status", "0"), Err(InvalidMetadata::Reserved(_))));
+        assert!(matches!(
+            md.insert("grpc-status", "0"),
+            Err(InvalidMetadata::Reserved(_))
+        ));
         assert_eq!(md.insert("x-a", "line\nbreak"), Err(InvalidMetadata::Value));
         assert_eq!(md.insert("x-a", " padded"), Err(InvalidMetadata::Value));
         assert!(md.is_empty());

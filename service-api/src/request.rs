@@ -24,8 +24,16 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    pub(crate) fn new(io: Rc<dyn CallIo>, deadline: Option<Instant>, remote_addr: Option<SocketAddr>) -> CallContext {
-        CallContext { io: Some(io), deadline, remote_addr }
+    pub(crate) fn new(
+        io: Rc<dyn CallIo>,
+        deadline: Option<Instant>,
+        remote_addr: Option<SocketAddr>,
+    ) -> CallContext {
+        CallContext {
+            io: Some(io),
+            deadline,
+            remote_addr,
+        }
     }
 
     /// When the client gives up, if it set a deadline.
@@ -77,28 +85,38 @@ impl Extensions {
 
     /// Stores `value`, returning the previous value of its type.
     pub fn insert<T: 'static>(&mut self, value: T) -> Option<T> {
-        self.map.insert(TypeId::of::<T>(), Box::new(value)).and_then(|old| old.downcast().ok().map(|b| *b))
+        self.map
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|b| *b))
     }
 
     /// The value of type `T`.
     pub fn get<T: 'static>(&self) -> Option<&T> {
-        self.map.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref())
+        self.map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref())
     }
 
     /// The value of type `T`, mutable.
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.map.get_mut(&TypeId::of::<T>()).and_then(|v| v.downcast_mut())
+        self.map
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_mut())
     }
 
     /// Removes and returns the value of type `T`.
     pub fn remove<T: 'static>(&mut self) -> Option<T> {
-        self.map.remove(&TypeId::of::<T>()).and_then(|v| v.downcast().ok().map(|b| *b))
+        self.map
+            .remove(&TypeId::of::<T>())
+            .and_then(|v| v.downcast().ok().map(|b| *b))
     }
 }
 
 impl fmt::Debug for Extensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Extensions").field("len", &self.map.len()).finish()
+        f.debug_struct("Extensions")
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 
@@ -115,11 +133,26 @@ pub struct Request<T> {
 impl<T> Request<T> {
     /// A request with no metadata, for tests and direct calls of a handler.
     pub fn new(message: T) -> Request<T> {
-        Request { metadata: Metadata::new(), message, context: CallContext::default(), extensions: Extensions::new() }
+        Request {
+            metadata: Metadata::new(),
+            message,
+            context: CallContext::default(),
+            extensions: Extensions::new(),
+        }
     }
 
-    pub(crate) fn from_parts(metadata: Metadata, message: T, context: CallContext, extensions: Extensions) -> Request<T> {
-        Request { metadata, message, context, extensions }
+    pub(crate) fn from_parts(
+        metadata: Metadata,
+        message: T,
+        context: CallContext,
+        extensions: Extensions,
+    ) -> Request<T> {
+        Request {
+            metadata,
+            message,
+            context,
+            extensions,
+        }
     }
 
     /// Custom metadata sent by the client.
@@ -185,7 +218,11 @@ pub struct Response<T> {
 impl<T> Response<T> {
     /// A response carrying `message` and no metadata.
     pub fn new(message: T) -> Response<T> {
-        Response { metadata: Metadata::new(), message, trailers: Metadata::new() }
+        Response {
+            metadata: Metadata::new(),
+            message,
+            trailers: Metadata::new(),
+        }
     }
 
     /// Metadata sent in the response headers.
@@ -223,4 +260,3 @@ impl<T> Response<T> {
         (self.metadata, self.message, self.trailers)
     }
 }
-

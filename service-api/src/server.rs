@@ -33,7 +33,10 @@ pub trait Service: 'static {
 fn split<T>(call: Call, message: T) -> (Rc<dyn CallIo>, Request<T>) {
     let Call { io, head } = call;
     let context = CallContext::new(io.clone(), head.deadline, head.remote_addr);
-    (io.clone(), Request::from_parts(head.metadata, message, context, head.extensions))
+    (
+        io.clone(),
+        Request::from_parts(head.metadata, message, context, head.extensions),
+    )
 }
 
 async fn next_message(io: &dyn CallIo) -> Result<Option<Bytes>, Status> {
@@ -44,10 +47,14 @@ async fn next_message(io: &dyn CallIo) -> Result<Option<Bytes>, Status> {
 /// else is UNIMPLEMENTED, as gRPC's status code table asks.
 async fn single_message<T: Message + Default>(io: &dyn CallIo) -> Result<T, Status> {
     let Some(bytes) = next_message(io).await? else {
-        return Err(Status::unimplemented("expected one request message, got none"));
+        return Err(Status::unimplemented(
+            "expected one request message, got none",
+        ));
     };
     if next_message(io).await?.is_some() {
-        return Err(Status::unimplemented("expected one request message, got more"));
+        return Err(Status::unimplemented(
+            "expected one request message, got more",
+        ));
     }
     Ok(T::decode(bytes)?)
 }
@@ -80,6 +87,23 @@ where
     io.finish(result);
 }
 
+/// Runs `future`, sending the response headers the first time it waits (see
+/// [`CallIo::flush_headers`]); a handler with header metadata to send calls
+/// `ResponseSink::send_metadata` before its first `await`.
+async fn with_eager_headers<T>(io: &dyn CallIo, future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut flushed = false;
+    poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        if poll.is_pending() && !flushed {
+            flushed = true;
+            io.flush_headers();
+        }
+        poll
+    })
+    .await
+}
+
 /// Runs a server-streaming method.
 pub async fn server_streaming<Req, Resp, F, Fut>(call: Call, handler: F)
 where
@@ -92,7 +116,7 @@ where
     let result = async {
         let message = single_message::<Req>(&*io).await?;
         let (io, request) = split(call, message);
-        handler(request, ResponseSink::new(io)).await
+        with_eager_headers(&*io.clone(), handler(request, ResponseSink::new(io))).await
     }
     .await;
     io.finish(result.map(|()| Metadata::new()));
@@ -124,6 +148,6 @@ where
     let io = call.io.clone();
     let stream = Streaming::new(io.clone());
     let (io2, request) = split(call, stream);
-    let result = handler(request, ResponseSink::new(io2)).await;
+    let result = with_eager_headers(&*io, handler(request, ResponseSink::new(io2))).await;
     io.finish(result.map(|()| Metadata::new()));
 }

@@ -34,12 +34,20 @@ macro_rules! constructors {
 impl Status {
     /// A status with `code` and `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into(), details: Bytes::new(), metadata: Metadata::new() }
+        Status {
+            code,
+            message: message.into(),
+            details: Bytes::new(),
+            metadata: Metadata::new(),
+        }
     }
 
     /// A status with rich error details: `details` is a serialized `google.rpc.Status`.
     pub fn with_details(code: Code, message: impl Into<String>, details: Bytes) -> Status {
-        Status { details, ..Status::new(code, message) }
+        Status {
+            details,
+            ..Status::new(code, message)
+        }
     }
 
     constructors! {

@@ -25,7 +25,11 @@ pub struct Streaming<T> {
 
 impl<T: Message + Default> Streaming<T> {
     pub(crate) fn new(io: Rc<dyn CallIo>) -> Streaming<T> {
-        Streaming { io, done: false, _message: PhantomData }
+        Streaming {
+            io,
+            done: false,
+            _message: PhantomData,
+        }
     }
 
     /// The next message, `Ok(None)` once the client finished sending.
@@ -39,7 +43,9 @@ impl<T: Message + Default> Streaming<T> {
         }
         match self.io.poll_message(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(bytes))) => Poll::Ready(T::decode(bytes).map(Some).map_err(Status::from)),
+            Poll::Ready(Ok(Some(bytes))) => {
+                Poll::Ready(T::decode(bytes).map(Some).map_err(Status::from))
+            }
             Poll::Ready(Ok(None)) => {
                 self.done = true;
                 Poll::Ready(Ok(None))
@@ -63,7 +69,9 @@ impl<T: Message + Default> Stream for Streaming<T> {
 
 impl<T> std::fmt::Debug for Streaming<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streaming").field("done", &self.done).finish()
+        f.debug_struct("Streaming")
+            .field("done", &self.done)
+            .finish()
     }
 }
 
@@ -82,7 +90,10 @@ pub struct ResponseSink<T> {
 
 impl<T: Message> ResponseSink<T> {
     pub(crate) fn new(io: Rc<dyn CallIo>) -> ResponseSink<T> {
-        ResponseSink { io, _message: PhantomData }
+        ResponseSink {
+            io,
+            _message: PhantomData,
+        }
     }
 
     /// Sends response header metadata now (before the first message); without
@@ -95,7 +106,8 @@ impl<T: Message> ResponseSink<T> {
     /// An error means the call is over (cancelled or reset): stop sending.
     pub async fn send(&mut self, message: T) -> Result<(), Status> {
         poll_fn(|cx| self.io.poll_send_ready(cx)).await?;
-        self.io.send_message(message.encoded_len(), &mut |buf| message.encode_raw(buf))
+        self.io
+            .send_message(message.encoded_len(), &mut |buf| message.encode_raw(buf))
     }
 
     /// Metadata for the trailers sent when the handler returns `Ok`.

@@ -43,14 +43,21 @@ mod tests {
     use crate::frame::Frame;
 
     fn head(len: usize, flags: u8, id: u32) -> FrameHeader {
-        FrameHeader { len: len as u32, kind: Kind::Data, flags, stream_id: StreamId(id) }
+        FrameHeader {
+            len: len as u32,
+            kind: Kind::Data,
+            flags,
+            stream_id: StreamId(id),
+        }
     }
 
     #[test]
     fn padded_data_strips_padding_but_counts_it_for_flow_control() {
         let payload = Bytes::from_static(b"\x03helloPPP");
         let frame = Frame::parse(head(9, flags::PADDED | flags::END_STREAM, 1), payload).unwrap();
-        let Frame::Data(data) = frame else { panic!("{frame:?}") };
+        let Frame::Data(data) = frame else {
+            panic!("{frame:?}")
+        };
         assert_eq!(&data.payload[..], b"hello");
         assert_eq!(data.flow_len, 9);
         assert!(data.end_stream);
@@ -58,8 +65,12 @@ mod tests {
 
     #[test]
     fn padding_as_long_as_payload_is_protocol_error() {
-        let err = Frame::parse(head(4, flags::PADDED, 1), Bytes::from_static(b"\x04abc")).unwrap_err();
-        assert_eq!(err, Error::connection(Reason::PROTOCOL_ERROR, "padding longer than payload"));
+        let err =
+            Frame::parse(head(4, flags::PADDED, 1), Bytes::from_static(b"\x04abc")).unwrap_err();
+        assert_eq!(
+            err,
+            Error::connection(Reason::PROTOCOL_ERROR, "padding longer than payload")
+        );
         // Exactly filling the rest is fine: an empty, fully padded frame.
         let ok = Frame::parse(head(4, flags::PADDED, 1), Bytes::from_static(b"\x03abc")).unwrap();
         assert!(matches!(ok, Frame::Data(d) if d.payload.is_empty()));
@@ -68,7 +79,13 @@ mod tests {
     #[test]
     fn data_on_stream_zero_is_connection_error() {
         let err = Frame::parse(head(1, 0, 0), Bytes::from_static(b"x")).unwrap_err();
-        assert!(matches!(err, Error::Connection { reason: Reason::PROTOCOL_ERROR, .. }));
+        assert!(matches!(
+            err,
+            Error::Connection {
+                reason: Reason::PROTOCOL_ERROR,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -20,11 +20,18 @@ impl GoAway {
         // 0x00 as a connection error of type PROTOCOL_ERROR."
         require_connection(&head, "GOAWAY on a stream")?;
         if payload.len() < 8 {
-            return Err(Error::connection(Reason::FRAME_SIZE_ERROR, "GOAWAY shorter than 8"));
+            return Err(Error::connection(
+                Reason::FRAME_SIZE_ERROR,
+                "GOAWAY shorter than 8",
+            ));
         }
         let last_stream_id = StreamId::from_wire(payload.get_u32());
         let reason = Reason(payload.get_u32());
-        Ok(GoAway { last_stream_id, reason, debug: payload })
+        Ok(GoAway {
+            last_stream_id,
+            reason,
+            debug: payload,
+        })
     }
 
     /// Writes the whole frame.

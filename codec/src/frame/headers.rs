@@ -54,7 +54,10 @@ impl Headers {
         let mut fragment = strip_padding(&head, payload)?;
         let priority = if head.has(flags::PRIORITY) {
             let Some(block) = fragment.get(..5) else {
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "HEADERS too short for priority"));
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "HEADERS too short for priority",
+                ));
             };
             let spec = PrioritySpec::parse(head.stream_id, block.try_into().expect("five bytes"))?;
             fragment.advance(5);
@@ -72,7 +75,13 @@ impl Headers {
     }
 
     /// Writes the header of a HEADERS frame whose `len` fragment bytes the caller writes next.
-    pub fn encode_header(stream_id: StreamId, len: usize, end_stream: bool, end_headers: bool, dst: &mut impl BufMut) {
+    pub fn encode_header(
+        stream_id: StreamId,
+        len: usize,
+        end_stream: bool,
+        end_headers: bool,
+        dst: &mut impl BufMut,
+    ) {
         let mut f = 0;
         if end_stream {
             f |= flags::END_STREAM;
@@ -98,11 +107,20 @@ pub struct Continuation {
 impl Continuation {
     pub(super) fn parse(head: FrameHeader, payload: Bytes) -> Result<Continuation, Error> {
         require_stream(&head, "CONTINUATION on stream 0")?;
-        Ok(Continuation { stream_id: head.stream_id, fragment: payload, end_headers: head.has(flags::END_HEADERS) })
+        Ok(Continuation {
+            stream_id: head.stream_id,
+            fragment: payload,
+            end_headers: head.has(flags::END_HEADERS),
+        })
     }
 
     /// Writes the header of a CONTINUATION frame whose `len` fragment bytes follow.
-    pub fn encode_header(stream_id: StreamId, len: usize, end_headers: bool, dst: &mut impl BufMut) {
+    pub fn encode_header(
+        stream_id: StreamId,
+        len: usize,
+        end_headers: bool,
+        dst: &mut impl BufMut,
+    ) {
         let f = if end_headers { flags::END_HEADERS } else { 0 };
         FrameHeader::encode(len, Kind::Continuation, f, stream_id, dst);
     }
@@ -114,7 +132,12 @@ mod tests {
     use crate::frame::Frame;
 
     fn head(len: usize, flags: u8, id: u32) -> FrameHeader {
-        FrameHeader { len: len as u32, kind: Kind::Headers, flags, stream_id: StreamId(id) }
+        FrameHeader {
+            len: len as u32,
+            kind: Kind::Headers,
+            flags,
+            stream_id: StreamId(id),
+        }
     }
 
     #[test]
@@ -122,10 +145,20 @@ mod tests {
         // pad=2, priority: exclusive, depends on 3, weight 15; fragment "ab"; padding "00".
         let payload = Bytes::from_static(b"\x02\x80\x00\x00\x03\x0fab\x00\x00");
         let flags = flags::PADDED | flags::PRIORITY | flags::END_HEADERS;
-        let Frame::Headers(h) = Frame::parse(head(payload.len(), flags, 5), payload).unwrap() else { panic!() };
+        let Frame::Headers(h) = Frame::parse(head(payload.len(), flags, 5), payload).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(&h.fragment[..], b"ab");
         assert!(h.end_headers && !h.end_stream);
-        assert_eq!(h.priority, Some(PrioritySpec { dependency: StreamId(3), exclusive: true, weight: 15 }));
+        assert_eq!(
+            h.priority,
+            Some(PrioritySpec {
+                dependency: StreamId(3),
+                exclusive: true,
+                weight: 15
+            })
+        );
     }
 
     #[test]
@@ -138,13 +171,28 @@ mod tests {
     #[test]
     fn padding_covering_priority_block_is_rejected() {
         let payload = Bytes::from_static(b"\x04\x00\x00\x00\x03\x0f");
-        let err = Frame::parse(head(payload.len(), flags::PADDED | flags::PRIORITY, 5), payload).unwrap_err();
+        let err = Frame::parse(
+            head(payload.len(), flags::PADDED | flags::PRIORITY, 5),
+            payload,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::Connection { .. }));
     }
 
     #[test]
     fn continuation_on_stream_zero_is_connection_error() {
-        let h = FrameHeader { len: 0, kind: Kind::Continuation, flags: 0, stream_id: StreamId(0) };
-        assert!(matches!(Frame::parse(h, Bytes::new()), Err(Error::Connection { reason: Reason::PROTOCOL_ERROR, .. })));
+        let h = FrameHeader {
+            len: 0,
+            kind: Kind::Continuation,
+            flags: 0,
+            stream_id: StreamId(0),
+        };
+        assert!(matches!(
+            Frame::parse(h, Bytes::new()),
+            Err(Error::Connection {
+                reason: Reason::PROTOCOL_ERROR,
+                ..
+            })
+        ));
     }
 }

@@ -180,7 +180,9 @@ impl FrameHeader {
             len: u32::from_be_bytes([0, head[0], head[1], head[2]]),
             kind: Kind::from_u8(head[3]),
             flags: head[4],
-            stream_id: StreamId::from_wire(u32::from_be_bytes([head[5], head[6], head[7], head[8]])),
+            stream_id: StreamId::from_wire(u32::from_be_bytes([
+                head[5], head[6], head[7], head[8],
+            ])),
         })
     }
 
@@ -189,7 +191,13 @@ impl FrameHeader {
     pub fn encode(len: usize, kind: Kind, flags: u8, stream_id: StreamId, dst: &mut impl BufMut) {
         debug_assert!(len <= MAX_MAX_FRAME_SIZE as usize);
         let len = len as u32;
-        dst.put_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, kind.as_u8(), flags]);
+        dst.put_slice(&[
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind.as_u8(),
+            flags,
+        ]);
         dst.put_u32(stream_id.0);
     }
 
@@ -242,7 +250,9 @@ impl Frame {
             Kind::Priority => Frame::Priority(Priority::parse(head, &payload)?),
             Kind::Reset => Frame::Reset(Reset::parse(head, &payload)?),
             Kind::Settings => Frame::Settings(Settings::parse(head, &payload)?),
-            Kind::PushPromise => Frame::PushPromise { stream_id: head.stream_id },
+            Kind::PushPromise => Frame::PushPromise {
+                stream_id: head.stream_id,
+            },
             Kind::Ping => Frame::Ping(Ping::parse(head, &payload)?),
             Kind::GoAway => Frame::GoAway(GoAway::parse(head, payload)?),
             Kind::WindowUpdate => Frame::WindowUpdate(WindowUpdate::parse(head, &payload)?),
@@ -261,11 +271,17 @@ fn strip_padding(head: &FrameHeader, mut payload: Bytes) -> Result<Bytes, Error>
         return Ok(payload);
     }
     if payload.is_empty() {
-        return Err(Error::connection(Reason::FRAME_SIZE_ERROR, "padded frame without pad length"));
+        return Err(Error::connection(
+            Reason::FRAME_SIZE_ERROR,
+            "padded frame without pad length",
+        ));
     }
     let pad = payload.get_u8() as usize;
     if pad > payload.len() {
-        return Err(Error::connection(Reason::PROTOCOL_ERROR, "padding longer than payload"));
+        return Err(Error::connection(
+            Reason::PROTOCOL_ERROR,
+            "padding longer than payload",
+        ));
     }
     payload.truncate(payload.len() - pad);
     Ok(payload)
@@ -306,7 +322,15 @@ mod tests {
     #[test]
     fn unknown_type_is_kept_not_rejected() {
         assert_eq!(Kind::from_u8(0xfa), Kind::Unknown(0xfa));
-        let head = FrameHeader { len: 3, kind: Kind::Unknown(0xfa), flags: 0xff, stream_id: StreamId(9) };
-        assert_eq!(Frame::parse(head, Bytes::from_static(b"abc")), Ok(Frame::Unknown { kind: 0xfa }));
+        let head = FrameHeader {
+            len: 3,
+            kind: Kind::Unknown(0xfa),
+            flags: 0xff,
+            stream_id: StreamId(9),
+        };
+        assert_eq!(
+            Frame::parse(head, Bytes::from_static(b"abc")),
+            Ok(Frame::Unknown { kind: 0xfa })
+        );
     }
 }

@@ -26,7 +26,10 @@ impl Ping {
         let payload = payload
             .try_into()
             .map_err(|_| Error::connection(Reason::FRAME_SIZE_ERROR, "PING length is not 8"))?;
-        Ok(Ping { ack: head.has(flags::ACK), payload })
+        Ok(Ping {
+            ack: head.has(flags::ACK),
+            payload,
+        })
     }
 
     /// Writes the whole frame.
@@ -45,18 +48,38 @@ mod tests {
 
     #[test]
     fn ping_rules() {
-        let head = FrameHeader { len: 8, kind: Kind::Ping, flags: flags::ACK, stream_id: StreamId(0) };
+        let head = FrameHeader {
+            len: 8,
+            kind: Kind::Ping,
+            flags: flags::ACK,
+            stream_id: StreamId(0),
+        };
         let ok = Frame::parse(head, Bytes::from_static(b"12345678")).unwrap();
-        assert_eq!(ok, Frame::Ping(Ping { ack: true, payload: *b"12345678" }));
-        let on_stream = FrameHeader { stream_id: StreamId(1), ..head };
+        assert_eq!(
+            ok,
+            Frame::Ping(Ping {
+                ack: true,
+                payload: *b"12345678"
+            })
+        );
+        let on_stream = FrameHeader {
+            stream_id: StreamId(1),
+            ..head
+        };
         assert!(matches!(
             Frame::parse(on_stream, Bytes::from_static(b"12345678")),
-            Err(Error::Connection { reason: Reason::PROTOCOL_ERROR, .. })
+            Err(Error::Connection {
+                reason: Reason::PROTOCOL_ERROR,
+                ..
+            })
         ));
         let short = FrameHeader { len: 7, ..head };
         assert!(matches!(
             Frame::parse(short, Bytes::from_static(b"1234567")),
-            Err(Error::Connection { reason: Reason::FRAME_SIZE_ERROR, .. })
+            Err(Error::Connection {
+                reason: Reason::FRAME_SIZE_ERROR,
+                ..
+            })
         ));
     }
 }

@@ -18,8 +18,13 @@ impl Priority {
         require_stream(&head, "PRIORITY on stream 0")?;
         // "A PRIORITY frame with a length other than 5 octets MUST be treated as a
         // stream error of type FRAME_SIZE_ERROR."
-        let block = payload.try_into().map_err(|_| Error::stream(head.stream_id, Reason::FRAME_SIZE_ERROR))?;
-        Ok(Priority { stream_id: head.stream_id, spec: PrioritySpec::parse(head.stream_id, block)? })
+        let block = payload
+            .try_into()
+            .map_err(|_| Error::stream(head.stream_id, Reason::FRAME_SIZE_ERROR))?;
+        Ok(Priority {
+            stream_id: head.stream_id,
+            spec: PrioritySpec::parse(head.stream_id, block)?,
+        })
     }
 }
 
@@ -31,7 +36,12 @@ mod tests {
 
     #[test]
     fn wrong_length_is_stream_frame_size_error() {
-        let head = FrameHeader { len: 4, kind: Kind::Priority, flags: 0, stream_id: StreamId(3) };
+        let head = FrameHeader {
+            len: 4,
+            kind: Kind::Priority,
+            flags: 0,
+            stream_id: StreamId(3),
+        };
         let err = Frame::parse(head, Bytes::from_static(b"\0\0\0\x01")).unwrap_err();
         assert_eq!(err, Error::stream(StreamId(3), Reason::FRAME_SIZE_ERROR));
     }

@@ -1,6 +1,8 @@
 use bytes::BufMut;
 
-use super::{flags, require_connection, FrameHeader, Kind, StreamId, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE};
+use super::{
+    flags, require_connection, FrameHeader, Kind, StreamId, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE,
+};
 use crate::error::{Error, Reason};
 use crate::frame::DEFAULT_MAX_FRAME_SIZE;
 
@@ -82,20 +84,28 @@ impl Settings {
             // "Receipt of a SETTINGS frame with the ACK flag set and a length field value
             // other than 0 MUST be treated as a connection error of type FRAME_SIZE_ERROR."
             if !payload.is_empty() {
-                return Err(Error::connection(Reason::FRAME_SIZE_ERROR, "SETTINGS ACK with payload"));
+                return Err(Error::connection(
+                    Reason::FRAME_SIZE_ERROR,
+                    "SETTINGS ACK with payload",
+                ));
             }
             return Ok(Settings::ACK);
         }
         // "A SETTINGS frame with a length other than a multiple of 6 octets MUST be
         // treated as a connection error of type FRAME_SIZE_ERROR."
         if payload.len() % 6 != 0 {
-            return Err(Error::connection(Reason::FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6"));
+            return Err(Error::connection(
+                Reason::FRAME_SIZE_ERROR,
+                "SETTINGS length not a multiple of 6",
+            ));
         }
         let mut settings = Settings::default();
         for entry in payload.chunks_exact(6) {
             let id = u16::from_be_bytes([entry[0], entry[1]]);
             let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
-            let Some(setting) = Setting::from_id(id) else { continue };
+            let Some(setting) = Setting::from_id(id) else {
+                continue;
+            };
             settings.set(setting, value)?;
         }
         Ok(settings)
@@ -109,7 +119,10 @@ impl Settings {
                 // "Any value other than 0 or 1 MUST be treated as a connection error of
                 // type PROTOCOL_ERROR."
                 if value > 1 {
-                    return Err(Error::connection(Reason::PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH not 0 or 1"));
+                    return Err(Error::connection(
+                        Reason::PROTOCOL_ERROR,
+                        "SETTINGS_ENABLE_PUSH not 0 or 1",
+                    ));
                 }
                 self.enable_push = Some(value == 1);
             }
@@ -118,7 +131,10 @@ impl Settings {
                 // "Values above the maximum flow-control window size of 2^31-1 MUST be
                 // treated as a connection error of type FLOW_CONTROL_ERROR."
                 if value > MAX_WINDOW_SIZE {
-                    return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large"));
+                    return Err(Error::connection(
+                        Reason::FLOW_CONTROL_ERROR,
+                        "SETTINGS_INITIAL_WINDOW_SIZE too large",
+                    ));
                 }
                 self.initial_window_size = Some(value);
             }
@@ -126,7 +142,10 @@ impl Settings {
                 // "Values outside this range MUST be treated as a connection error of type
                 // PROTOCOL_ERROR."
                 if !(DEFAULT_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&value) {
-                    return Err(Error::connection(Reason::PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range"));
+                    return Err(Error::connection(
+                        Reason::PROTOCOL_ERROR,
+                        "SETTINGS_MAX_FRAME_SIZE out of range",
+                    ));
                 }
                 self.max_frame_size = Some(value);
             }
@@ -151,7 +170,13 @@ impl Settings {
     /// Writes the whole frame.
     pub fn encode(&self, dst: &mut impl BufMut) {
         let f = if self.ack { flags::ACK } else { 0 };
-        FrameHeader::encode(6 * self.entries().count(), Kind::Settings, f, StreamId::ZERO, dst);
+        FrameHeader::encode(
+            6 * self.entries().count(),
+            Kind::Settings,
+            f,
+            StreamId::ZERO,
+            dst,
+        );
         for (setting, value) in self.entries() {
             dst.put_u16(setting.id());
             dst.put_u32(value);
@@ -166,13 +191,22 @@ mod tests {
     use bytes::Bytes;
 
     fn parse(flags: u8, payload: &'static [u8]) -> Result<Frame, Error> {
-        let head = FrameHeader { len: payload.len() as u32, kind: Kind::Settings, flags, stream_id: StreamId(0) };
+        let head = FrameHeader {
+            len: payload.len() as u32,
+            kind: Kind::Settings,
+            flags,
+            stream_id: StreamId(0),
+        };
         Frame::parse(head, Bytes::from_static(payload))
     }
 
     #[test]
     fn round_trip_skips_unknown_and_last_value_wins() {
-        let sent = Settings { max_concurrent_streams: Some(100), initial_window_size: Some(1 << 20), ..Settings::default() };
+        let sent = Settings {
+            max_concurrent_streams: Some(100),
+            initial_window_size: Some(1 << 20),
+            ..Settings::default()
+        };
         let mut out = Vec::new();
         sent.encode(&mut out);
         // Append an unknown id 0x99 and a second MAX_CONCURRENT_STREAMS by hand.
@@ -180,7 +214,10 @@ mod tests {
         let len = (out.len() - 9) as u32;
         out[2] = len as u8;
         let head = FrameHeader::parse(&out).unwrap();
-        let Frame::Settings(got) = Frame::parse(head, Bytes::copy_from_slice(&out[9..])).unwrap() else { panic!() };
+        let Frame::Settings(got) = Frame::parse(head, Bytes::copy_from_slice(&out[9..])).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(got.max_concurrent_streams, Some(7));
         assert_eq!(got.initial_window_size, Some(1 << 20));
     }
@@ -189,11 +226,23 @@ mod tests {
     fn invalid_values_have_their_codes() {
         let code = |r: Result<Frame, Error>| r.unwrap_err().reason();
         assert_eq!(code(parse(0, b"\0\x02\0\0\0\x02")), Reason::PROTOCOL_ERROR);
-        assert_eq!(code(parse(0, b"\0\x04\x80\0\0\0")), Reason::FLOW_CONTROL_ERROR);
-        assert_eq!(code(parse(0, b"\0\x05\0\0\x3f\xff")), Reason::PROTOCOL_ERROR);
+        assert_eq!(
+            code(parse(0, b"\0\x04\x80\0\0\0")),
+            Reason::FLOW_CONTROL_ERROR
+        );
+        assert_eq!(
+            code(parse(0, b"\0\x05\0\0\x3f\xff")),
+            Reason::PROTOCOL_ERROR
+        );
         assert_eq!(code(parse(0, b"\0\x05\x01\0\0\0")), Reason::PROTOCOL_ERROR);
         assert_eq!(code(parse(0, b"\0\x05\0\0\x40")), Reason::FRAME_SIZE_ERROR);
-        assert_eq!(code(parse(flags::ACK, b"\0\x05\0\0\x40\0")), Reason::FRAME_SIZE_ERROR);
-        assert_eq!(parse(flags::ACK, b"").unwrap(), Frame::Settings(Settings::ACK));
+        assert_eq!(
+            code(parse(flags::ACK, b"\0\x05\0\0\x40\0")),
+            Reason::FRAME_SIZE_ERROR
+        );
+        assert_eq!(
+            parse(flags::ACK, b"").unwrap(),
+            Frame::Settings(Settings::ACK)
+        );
     }
 }

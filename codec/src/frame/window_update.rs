@@ -19,9 +19,9 @@ impl WindowUpdate {
     pub(super) fn parse(head: FrameHeader, payload: &[u8]) -> Result<WindowUpdate, Error> {
         // "A WINDOW_UPDATE frame with a length other than 4 octets MUST be treated as
         // a connection error of type FRAME_SIZE_ERROR."
-        let raw: [u8; 4] = payload
-            .try_into()
-            .map_err(|_| Error::connection(Reason::FRAME_SIZE_ERROR, "WINDOW_UPDATE length is not 4"))?;
+        let raw: [u8; 4] = payload.try_into().map_err(|_| {
+            Error::connection(Reason::FRAME_SIZE_ERROR, "WINDOW_UPDATE length is not 4")
+        })?;
         let increment = u32::from_be_bytes(raw) & super::MAX_WINDOW_SIZE;
         // "A receiver MUST treat the receipt of a WINDOW_UPDATE frame with a flow-control
         // window increment of 0 as a stream error of type PROTOCOL_ERROR; errors on the
@@ -33,7 +33,10 @@ impl WindowUpdate {
                 Error::stream(head.stream_id, Reason::PROTOCOL_ERROR)
             });
         }
-        Ok(WindowUpdate { stream_id: head.stream_id, increment })
+        Ok(WindowUpdate {
+            stream_id: head.stream_id,
+            increment,
+        })
     }
 
     /// Writes the whole frame.
@@ -51,19 +54,43 @@ mod tests {
 
     #[test]
     fn zero_increment_scope_depends_on_stream() {
-        let head = FrameHeader { len: 4, kind: Kind::WindowUpdate, flags: 0, stream_id: StreamId(3) };
+        let head = FrameHeader {
+            len: 4,
+            kind: Kind::WindowUpdate,
+            flags: 0,
+            stream_id: StreamId(3),
+        };
         let zero = Bytes::from_static(b"\0\0\0\0");
-        assert_eq!(Frame::parse(head, zero.clone()), Err(Error::stream(StreamId(3), Reason::PROTOCOL_ERROR)));
-        let conn = FrameHeader { stream_id: StreamId(0), ..head };
-        assert!(matches!(Frame::parse(conn, zero), Err(Error::Connection { .. })));
+        assert_eq!(
+            Frame::parse(head, zero.clone()),
+            Err(Error::stream(StreamId(3), Reason::PROTOCOL_ERROR))
+        );
+        let conn = FrameHeader {
+            stream_id: StreamId(0),
+            ..head
+        };
+        assert!(matches!(
+            Frame::parse(conn, zero),
+            Err(Error::Connection { .. })
+        ));
     }
 
     #[test]
     fn round_trip() {
         let mut out = Vec::new();
-        WindowUpdate { stream_id: StreamId(0), increment: 1 << 20 }.encode(&mut out);
+        WindowUpdate {
+            stream_id: StreamId(0),
+            increment: 1 << 20,
+        }
+        .encode(&mut out);
         let head = FrameHeader::parse(&out).unwrap();
         let frame = Frame::parse(head, Bytes::copy_from_slice(&out[9..])).unwrap();
-        assert_eq!(frame, Frame::WindowUpdate(WindowUpdate { stream_id: StreamId(0), increment: 1 << 20 }));
+        assert_eq!(
+            frame,
+            Frame::WindowUpdate(WindowUpdate {
+                stream_id: StreamId(0),
+                increment: 1 << 20
+            })
+        );
     }
 }

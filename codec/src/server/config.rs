@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::frame::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE};
+use crate::frame::{
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE,
+};
 
 /// Every knob of a server connection.
 ///
@@ -54,8 +56,9 @@ pub struct Config {
     /// is buffered (RESOURCE_EXHAUSTED beyond it). Default 4 MiB, like every gRPC
     /// implementation.
     pub max_message_size: u32,
-    /// Streams the peer may reset before their response completed, net of streams
-    /// that completed normally, before GOAWAY ENHANCE_YOUR_CALM. Default 100
+    /// Streams the peer may reset before their response completed, net of calls the
+    /// engine answered in full (requests the codec answers by itself, such as HTTP
+    /// 415, do not count), before GOAWAY ENHANCE_YOUR_CALM. Default 100
     /// (Rapid Reset, CVE-2023-44487: a client cancelling its calls now and then never
     /// gets close; a client that only opens and resets does at once).
     pub max_peer_resets: u32,
@@ -92,7 +95,10 @@ impl Default for Config {
             max_frame_size,
             max_header_list_size,
             header_table_size: 4096,
-            max_continuation_frames: default_max_continuation_frames(max_header_list_size, max_frame_size),
+            max_continuation_frames: default_max_continuation_frames(
+                max_header_list_size,
+                max_frame_size,
+            ),
             max_message_size: 4 * 1024 * 1024,
             max_peer_resets: 100,
             max_error_resets: 1024,
@@ -115,9 +121,15 @@ impl Config {
     /// between 65,535 and 2^31 - 1, frame size between 16,384 and 2^24 - 1, and at
     /// least one of each counter.
     pub fn validated(mut self) -> Config {
-        self.initial_stream_window = self.initial_stream_window.clamp(DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE);
-        self.initial_connection_window = self.initial_connection_window.clamp(DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE);
-        self.max_frame_size = self.max_frame_size.clamp(DEFAULT_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE);
+        self.initial_stream_window = self
+            .initial_stream_window
+            .clamp(DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE);
+        self.initial_connection_window = self
+            .initial_connection_window
+            .clamp(DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE);
+        self.max_frame_size = self
+            .max_frame_size
+            .clamp(DEFAULT_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE);
         self.max_continuation_frames = self.max_continuation_frames.max(1);
         self.max_pending_control_frames = self.max_pending_control_frames.max(1);
         self
@@ -136,7 +148,12 @@ mod tests {
 
     #[test]
     fn validated_clamps_into_rfc_ranges() {
-        let c = Config { initial_stream_window: 10, max_frame_size: 1 << 30, ..Config::default() }.validated();
+        let c = Config {
+            initial_stream_window: 10,
+            max_frame_size: 1 << 30,
+            ..Config::default()
+        }
+        .validated();
         assert_eq!(c.initial_stream_window, DEFAULT_WINDOW_SIZE);
         assert_eq!(c.max_frame_size, MAX_MAX_FRAME_SIZE);
     }

@@ -53,13 +53,21 @@ pub(crate) struct RecvWindow {
 
 impl RecvWindow {
     pub(crate) fn new(target: u32) -> RecvWindow {
-        RecvWindow { available: target, unannounced: 0, target }
+        RecvWindow {
+            available: target,
+            unannounced: 0,
+            target,
+        }
     }
 
     /// A window that starts at the RFC default and is grown to `target` by an
     /// immediate WINDOW_UPDATE (the connection window, which SETTINGS cannot set).
     pub(crate) fn growing_from(initial: u32, target: u32) -> RecvWindow {
-        RecvWindow { available: initial, unannounced: target.saturating_sub(initial), target }
+        RecvWindow {
+            available: initial,
+            unannounced: target.saturating_sub(initial),
+            target,
+        }
     }
 
     /// The peer sent `n` flow-controlled bytes; fails when that exceeds the window.
@@ -71,6 +79,25 @@ impl RecvWindow {
     /// The application is done with `n` bytes: they may be sent again.
     pub(crate) fn release(&mut self, n: u32) {
         self.unannounced = self.unannounced.saturating_add(n);
+    }
+
+    /// What the peer may send plus what was released but not yet announced: equal to
+    /// the target whenever no received data is held.
+    #[cfg(test)]
+    pub(crate) fn credit(&self) -> u64 {
+        self.available as u64 + self.unannounced as u64
+    }
+
+    /// Everything not yet announced, whatever the batching rule says: for the first
+    /// WINDOW_UPDATE, which grows the window to its target at once.
+    pub(crate) fn take_all(&mut self) -> Option<u32> {
+        let increment = self.unannounced.min(MAX_WINDOW_SIZE - self.available);
+        if increment == 0 {
+            return None;
+        }
+        self.available += increment;
+        self.unannounced -= increment;
+        Some(increment)
     }
 
     /// The increment to announce now, if enough credit has accumulated. Announcing
@@ -114,11 +141,19 @@ mod tests {
         w.consume(400).unwrap();
         assert!(w.consume(601).is_err());
         w.release(100);
-        assert_eq!(w.take_update(), None, "small release with half the window still open");
+        assert_eq!(
+            w.take_update(),
+            None,
+            "small release with half the window still open"
+        );
         w.release(400);
         assert_eq!(w.take_update(), Some(500));
         assert_eq!(w.take_update(), None);
         let mut conn = RecvWindow::growing_from(65_535, 1 << 20);
         assert_eq!(conn.take_update(), Some((1 << 20) - 65_535));
+        let mut small = RecvWindow::growing_from(65_535, 100_000);
+        assert_eq!(small.take_update(), None, "under half the target: batched");
+        assert_eq!(small.take_all(), Some(100_000 - 65_535));
+        assert_eq!(small.take_all(), None);
     }
 }

@@ -45,8 +45,8 @@ pub use request::RequestHead;
 
 use crate::error::{Error, Initiator, Reason};
 use crate::frame::{
-    Continuation, Data, Frame, FrameHeader, GoAway, Headers, Ping, Reset, Settings, StreamId, WindowUpdate,
-    DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, HEADER_LEN, PREFACE,
+    Continuation, Data, Frame, FrameHeader, GoAway, Headers, Ping, Reset, Settings, StreamId,
+    WindowUpdate, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, HEADER_LEN, PREFACE,
 };
 use crate::grpc::{status, Message, MessageError};
 use crate::hpack;
@@ -122,11 +122,19 @@ pub struct ResponseStatus {
 
 impl ResponseStatus {
     /// Status OK with no message.
-    pub const OK: ResponseStatus = ResponseStatus { code: status::OK, message: Bytes::new(), details: None };
+    pub const OK: ResponseStatus = ResponseStatus {
+        code: status::OK,
+        message: Bytes::new(),
+        details: None,
+    };
 
     /// A status with a static message.
     pub fn new(code: u32, message: &'static str) -> ResponseStatus {
-        ResponseStatus { code, message: Bytes::from_static(message.as_bytes()), details: None }
+        ResponseStatus {
+            code,
+            message: Bytes::from_static(message.as_bytes()),
+            details: None,
+        }
     }
 }
 
@@ -146,7 +154,9 @@ impl std::error::Error for StreamClosed {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the client preface; `matched` bytes of it seen so far.
-    Preface { matched: usize },
+    Preface {
+        matched: usize,
+    },
     /// The preface arrived; the next frame must be SETTINGS (§3.4).
     FirstSettings,
     Open,
@@ -256,7 +266,10 @@ impl Connection {
             go_away_last_id: StreamId::MAX,
             recently_reset: RecentlyReset::new(),
             partial: None,
-            conn_recv: RecvWindow::growing_from(DEFAULT_WINDOW_SIZE, config.initial_connection_window),
+            conn_recv: RecvWindow::growing_from(
+                DEFAULT_WINDOW_SIZE,
+                config.initial_connection_window,
+            ),
             conn_send: SendWindow::new(DEFAULT_WINDOW_SIZE),
             peer_initial_window: DEFAULT_WINDOW_SIZE,
             peer_max_frame_size: DEFAULT_MAX_FRAME_SIZE,
@@ -300,7 +313,9 @@ impl Connection {
     /// Bytes of messages queued on `id` and not yet written (0 for a gone stream).
     /// The engine holds a stream's sender while this is above its high-water mark.
     pub fn queued_send_bytes(&self, id: StreamId) -> usize {
-        self.streams.find(id).map_or(0, |key| self.streams.peek(key).queued)
+        self.streams
+            .find(id)
+            .map_or(0, |key| self.streams.peek(key).queued)
     }
 
     /// Whether `poll_transmit` would write anything.
@@ -308,7 +323,8 @@ impl Connection {
         !self.settings_sent
             || !self.control.is_empty()
             || !self.ready.is_empty()
-            || (!self.conn_blocked.is_empty() && (self.recheck_blocked || self.conn_send.available() > 0))
+            || (!self.conn_blocked.is_empty()
+                && (self.recheck_blocked || self.conn_send.available() > 0))
             || self.conn_recv_update_due()
     }
 
@@ -329,7 +345,10 @@ impl Connection {
             let take = buf.len().min(PREFACE.len() - matched);
             if buf[..take] != PREFACE[matched..matched + take] {
                 // §3.4: an invalid preface is a connection error of type PROTOCOL_ERROR.
-                self.connection_error(Error::connection(Reason::PROTOCOL_ERROR, "invalid connection preface"));
+                self.connection_error(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "invalid connection preface",
+                ));
                 buf.clear();
                 return;
             }
@@ -337,18 +356,25 @@ impl Connection {
             self.phase = if matched + take == PREFACE.len() {
                 Phase::FirstSettings
             } else {
-                Phase::Preface { matched: matched + take }
+                Phase::Preface {
+                    matched: matched + take,
+                }
             };
             if matches!(self.phase, Phase::Preface { .. }) {
                 return;
             }
         }
         while self.phase != Phase::Closed {
-            let Some(head) = FrameHeader::parse(buf) else { break };
+            let Some(head) = FrameHeader::parse(buf) else {
+                break;
+            };
             // §4.2: a frame larger than our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR;
             // checked before waiting for its payload so a huge length buffers nothing.
             if head.len > self.config.max_frame_size {
-                self.connection_error(Error::connection(Reason::FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE"));
+                self.connection_error(Error::connection(
+                    Reason::FRAME_SIZE_ERROR,
+                    "frame larger than SETTINGS_MAX_FRAME_SIZE",
+                ));
                 break;
             }
             let total = HEADER_LEN + head.len as usize;
@@ -370,12 +396,18 @@ impl Connection {
 
     /// Call when the deadline of [`Connection::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.handshake_deadline.is_some_and(|deadline| now >= deadline) {
+        if self
+            .handshake_deadline
+            .is_some_and(|deadline| now >= deadline)
+        {
             self.handshake_deadline = None;
             let error = if matches!(self.phase, Phase::Preface { .. } | Phase::FirstSettings) {
                 Error::connection(Reason::PROTOCOL_ERROR, "no preface and SETTINGS in time")
             } else {
-                Error::connection(Reason::SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time")
+                Error::connection(
+                    Reason::SETTINGS_TIMEOUT,
+                    "SETTINGS not acknowledged in time",
+                )
             };
             self.connection_error(error);
         }
@@ -391,15 +423,22 @@ impl Connection {
     fn handle_frame(&mut self, head: FrameHeader, payload: Bytes) -> Result<(), Error> {
         // §6.10: while a header block is open, only its CONTINUATION frames may come.
         if let Some(partial) = &self.partial {
-            if head.kind != crate::frame::Kind::Continuation || head.stream_id != partial.stream_id {
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "expected CONTINUATION"));
+            if head.kind != crate::frame::Kind::Continuation || head.stream_id != partial.stream_id
+            {
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "expected CONTINUATION",
+                ));
             }
         }
         let frame = Frame::parse(head, payload)?;
         if self.phase == Phase::FirstSettings {
             // §3.4: the client preface is followed by a SETTINGS frame.
             if !matches!(&frame, Frame::Settings(s) if !s.ack) {
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "first frame is not SETTINGS"));
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "first frame is not SETTINGS",
+                ));
             }
             self.phase = Phase::Open;
             if self.settings_acked {
@@ -415,7 +454,10 @@ impl Connection {
             Frame::Settings(settings) => self.on_settings(settings),
             // §8.4: "A client cannot push ... a server MUST treat the receipt of a
             // PUSH_PROMISE frame as a connection error of type PROTOCOL_ERROR."
-            Frame::PushPromise { .. } => Err(Error::connection(Reason::PROTOCOL_ERROR, "PUSH_PROMISE from a client")),
+            Frame::PushPromise { .. } => Err(Error::connection(
+                Reason::PROTOCOL_ERROR,
+                "PUSH_PROMISE from a client",
+            )),
             Frame::Ping(ping) => self.on_ping(ping),
             Frame::GoAway(go_away) => self.on_go_away(go_away),
             Frame::WindowUpdate(update) => self.on_window_update(update),
@@ -432,7 +474,10 @@ impl Connection {
     fn count_empty_frame(&mut self) -> Result<(), Error> {
         self.empty_frames += 1;
         if self.empty_frames > self.config.max_empty_frames {
-            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many empty frames"));
+            return Err(Error::connection(
+                Reason::ENHANCE_YOUR_CALM,
+                "too many empty frames",
+            ));
         }
         Ok(())
     }
@@ -443,7 +488,10 @@ impl Connection {
         let id = headers.stream_id;
         // §5.1.1: "Streams initiated by a client MUST use odd-numbered stream identifiers".
         if !id.is_client_initiated() {
-            return Err(Error::connection(Reason::PROTOCOL_ERROR, "even stream id from client"));
+            return Err(Error::connection(
+                Reason::PROTOCOL_ERROR,
+                "even stream id from client",
+            ));
         }
         if headers.fragment.is_empty() && !headers.end_headers {
             self.count_empty_frame()?;
@@ -454,7 +502,12 @@ impl Connection {
             let mut fragments = std::mem::take(&mut self.scratch);
             fragments.clear();
             fragments.extend_from_slice(&headers.fragment);
-            self.partial = Some(PartialBlock { stream_id: id, end_stream: headers.end_stream, fragments, continuations: 0 });
+            self.partial = Some(PartialBlock {
+                stream_id: id,
+                end_stream: headers.end_stream,
+                fragments,
+                continuations: 0,
+            });
             Ok(())
         }
     }
@@ -462,11 +515,17 @@ impl Connection {
     fn on_continuation(&mut self, cont: Continuation) -> Result<(), Error> {
         let Some(partial) = &mut self.partial else {
             // §6.10: CONTINUATION not preceded by HEADERS/CONTINUATION without END_HEADERS.
-            return Err(Error::connection(Reason::PROTOCOL_ERROR, "unexpected CONTINUATION"));
+            return Err(Error::connection(
+                Reason::PROTOCOL_ERROR,
+                "unexpected CONTINUATION",
+            ));
         };
         partial.continuations += 1;
         if partial.continuations > self.config.max_continuation_frames {
-            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many CONTINUATION frames"));
+            return Err(Error::connection(
+                Reason::ENHANCE_YOUR_CALM,
+                "too many CONTINUATION frames",
+            ));
         }
         partial.fragments.extend_from_slice(&cont.fragment);
         if !cont.end_headers {
@@ -508,13 +567,19 @@ impl Connection {
                 // §5.1 closed: HEADERS on a closed stream is STREAM_CLOSED; a client
                 // cannot reopen a stream (§5.1.1).
                 self.decode_discard(&block)?;
-                return Err(Error::connection(Reason::STREAM_CLOSED, "HEADERS on a closed stream"));
+                return Err(Error::connection(
+                    Reason::STREAM_CLOSED,
+                    "HEADERS on a closed stream",
+                ));
             }
         } else {
             self.max_client_id = id;
             self.new_streams_this_recv += 1;
             if self.new_streams_this_recv > self.config.max_new_streams_per_recv {
-                return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many new streams at once"));
+                return Err(Error::connection(
+                    Reason::ENHANCE_YOUR_CALM,
+                    "too many new streams at once",
+                ));
             }
             if matches!(self.phase, Phase::Draining | Phase::Closed) {
                 // Above the last stream id we announced: ignored (§6.8).
@@ -529,10 +594,25 @@ impl Connection {
             BlockTarget::Open => self.open_stream(id, block, end_stream),
             BlockTarget::Trailers(key) => {
                 let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, true);
-                self.decoder.decode(&block, |h| builder.field(h)).map_err(compression_error)?;
+                self.decoder
+                    .decode(&block, |h| builder.field(h))
+                    .map_err(compression_error)?;
                 match builder.trailers_verdict() {
-                    Verdict::Accept => self.end_of_request(key),
-                    _ => Err(Error::stream(id, Reason::PROTOCOL_ERROR)),
+                    Verdict::Accept => self.finish_request(key),
+                    Verdict::GrpcStatus(code, why) => {
+                        // Trailers over the header list limit fail the call the way
+                        // an oversized request head does; the request is over.
+                        let stream = self.streams.get(key);
+                        stream.recv_closed = true;
+                        if stream.handler_active {
+                            self.grpc_stream_error(key, ResponseStatus::new(code, why))
+                        } else {
+                            self.end_of_request(key)
+                        }
+                    }
+                    Verdict::Malformed | Verdict::HttpStatus(_) => {
+                        Err(Error::stream(id, Reason::PROTOCOL_ERROR))
+                    }
                 }
             }
             BlockTarget::Discard(reset) => {
@@ -550,19 +630,30 @@ impl Connection {
     }
 
     fn decode_discard(&mut self, block: &Bytes) -> Result<(), Error> {
-        self.decoder.decode(block, |_| {}).map_err(compression_error)
+        self.decoder
+            .decode(block, |_| {})
+            .map_err(compression_error)
     }
 
     fn open_stream(&mut self, id: StreamId, block: Bytes, end_stream: bool) -> Result<(), Error> {
         let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, false);
-        self.decoder.decode(&block, |h| builder.field(h)).map_err(compression_error)?;
+        self.decoder
+            .decode(&block, |h| builder.field(h))
+            .map_err(compression_error)?;
         let content_length = builder.content_length();
         let (verdict, head) = builder.finish();
-        if verdict == Verdict::Malformed {
+        // A request ended by its HEADERS frame has no content, so a content-length
+        // other than 0 cannot match it (§8.1.1).
+        let empty_mismatch = end_stream && content_length.is_some_and(|len| len != 0);
+        if verdict == Verdict::Malformed || empty_mismatch {
             // §8.1.1: malformed requests are a stream error of type PROTOCOL_ERROR.
             return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
         }
-        let key = self.streams.insert(id, self.config.initial_stream_window, self.peer_initial_window);
+        let key = self.streams.insert(
+            id,
+            self.config.initial_stream_window,
+            self.peer_initial_window,
+        );
         let stream = self.streams.get(key);
         stream.recv_closed = end_stream;
         stream.content_length = content_length;
@@ -570,7 +661,11 @@ impl Connection {
         match verdict {
             Verdict::Accept => {
                 stream.handler_active = true;
-                self.events.push_back(Event::Request { id, head: Box::new(head) });
+                stream.served = true;
+                self.events.push_back(Event::Request {
+                    id,
+                    head: Box::new(head),
+                });
                 if end_stream {
                     self.events.push_back(Event::EndOfStream { id });
                 }
@@ -598,7 +693,10 @@ impl Connection {
         let id = data.stream_id;
         // Connection flow control counts every DATA frame, whatever its stream (§6.9).
         if self.conn_recv.consume(data.flow_len).is_err() {
-            return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "connection window exceeded"));
+            return Err(Error::connection(
+                Reason::FLOW_CONTROL_ERROR,
+                "connection window exceeded",
+            ));
         }
         if data.payload.is_empty() && !data.end_stream {
             self.count_empty_frame()?;
@@ -607,7 +705,10 @@ impl Connection {
             self.conn_recv.release(data.flow_len);
             if self.is_idle(id) {
                 // §5.1 idle: only HEADERS and PRIORITY may be received.
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "DATA on an idle stream"));
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "DATA on an idle stream",
+                ));
             }
             // Frames the client sent before it saw our RST_STREAM or GOAWAY.
             if self.recently_reset.contains(id) || id > self.go_away_last_id {
@@ -619,14 +720,21 @@ impl Connection {
         let stream = self.streams.get(key);
         if stream.reset || stream.recv_closed {
             self.conn_recv.release(data.flow_len);
-            return if stream.reset { Ok(()) } else { Err(Error::stream(id, Reason::STREAM_CLOSED)) };
+            return if stream.reset {
+                Ok(())
+            } else {
+                Err(Error::stream(id, Reason::STREAM_CLOSED))
+            };
         }
         if stream.recv_window.consume(data.flow_len).is_err() {
             self.conn_recv.release(data.flow_len);
             return Err(Error::stream(id, Reason::FLOW_CONTROL_ERROR));
         }
         stream.data_received += data.payload.len() as u64;
-        if stream.content_length.is_some_and(|len| stream.data_received > len) {
+        if stream
+            .content_length
+            .is_some_and(|len| stream.data_received > len)
+        {
             self.conn_recv.release(data.flow_len);
             return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
         }
@@ -634,7 +742,11 @@ impl Connection {
             // Nobody reads this stream (the codec answered it, or its handler is
             // done): discard the data and hand its credit straight back.
             self.conn_recv.release(data.flow_len);
-            return if data.end_stream { self.end_of_request(key) } else { Ok(()) };
+            return if data.end_stream {
+                self.end_of_request(key)
+            } else {
+                Ok(())
+            };
         }
         // Padding is never delivered: credit it back now.
         let mut release_now = data.flow_len - data.payload.len() as u32;
@@ -643,16 +755,20 @@ impl Connection {
         let mut bad_compression = false;
         let events = &mut self.events;
         let pending_app = &mut stream.pending_app;
-        let result = stream.decoder.push(data.payload, max_message_size, |message| {
-            if message.compressed && !compressed_allowed {
-                bad_compression = true;
-            }
-            if !bad_compression {
-                *pending_app = pending_app.saturating_add(message.data.len() as u32 + 5);
-                events.push_back(Event::Message { id, message });
-            }
-        });
+        let result = stream
+            .decoder
+            .push(data.payload, max_message_size, |message| {
+                if message.compressed && !compressed_allowed {
+                    bad_compression = true;
+                }
+                if !bad_compression {
+                    *pending_app = pending_app.saturating_add(message.data.len() as u32 + 5);
+                    events.push_back(Event::Message { id, message });
+                }
+            });
         if let Err(error) = result {
+            self.conn_recv.release(release_now);
+            stream.recv_closed |= data.end_stream;
             return self.grpc_stream_error(key, message_status(error));
         }
         // When the application has taken every message delivered so far, what is
@@ -663,6 +779,8 @@ impl Connection {
             release_now += stream.take_held();
         }
         if bad_compression {
+            self.conn_recv.release(release_now);
+            stream.recv_closed |= data.end_stream;
             return self.grpc_stream_error(
                 key,
                 ResponseStatus::new(status::INTERNAL, "compressed message without grpc-encoding"),
@@ -678,16 +796,31 @@ impl Connection {
             }
         }
         if data.end_stream {
-            let stream = self.streams.get(key);
-            if stream.content_length.is_some_and(|len| stream.data_received != len) {
-                return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
-            }
-            if let Err(error) = stream.decoder.finish() {
-                return self.grpc_stream_error(key, message_status(error));
-            }
-            return self.end_of_request(key);
+            return self.finish_request(key);
         }
         Ok(())
+    }
+
+    /// The client ended the request, with END_STREAM on DATA or with trailers: what
+    /// it declared and what is buffered must add up.
+    fn finish_request(&mut self, key: Key) -> Result<(), Error> {
+        let stream = self.streams.get(key);
+        // §8.1.1: "malformed if the value of a content-length header field does not
+        // equal the sum of the DATA frame payload lengths".
+        if stream
+            .content_length
+            .is_some_and(|len| stream.data_received != len)
+        {
+            return Err(Error::stream(stream.id, Reason::PROTOCOL_ERROR));
+        }
+        if stream.handler_active {
+            if let Err(error) = stream.decoder.finish() {
+                // The client is done sending: the status alone ends the stream.
+                stream.recv_closed = true;
+                return self.grpc_stream_error(key, message_status(error));
+            }
+        }
+        self.end_of_request(key)
     }
 
     fn end_of_request(&mut self, key: Key) -> Result<(), Error> {
@@ -708,12 +841,20 @@ impl Connection {
         let Some(key) = self.streams.find(id) else {
             if self.is_idle(id) {
                 // §6.4: RST_STREAM on an idle stream is a connection error PROTOCOL_ERROR.
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "RST_STREAM on an idle stream"));
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "RST_STREAM on an idle stream",
+                ));
             }
             return Ok(());
         };
         let stream = self.streams.get(key);
         if stream.reset {
+            // Ended on our side already, possibly with a status still queued, which
+            // must not follow the client's RST_STREAM (§6.4).
+            if !stream.send_closed {
+                self.close_stream(key, reset.reason, None);
+            }
             return Ok(());
         }
         let unfinished = !stream.send_closed;
@@ -721,7 +862,10 @@ impl Connection {
         if unfinished {
             self.peer_resets += 1;
             if self.peer_resets > self.config.max_peer_resets {
-                return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many streams reset by the client"));
+                return Err(Error::connection(
+                    Reason::ENHANCE_YOUR_CALM,
+                    "too many streams reset by the client",
+                ));
             }
         }
         Ok(())
@@ -736,7 +880,8 @@ impl Connection {
             }
             self.settings_acked = true;
             // Our smaller table size (if configured) binds the client from now on.
-            self.decoder.set_max_table_size(self.config.header_table_size as usize);
+            self.decoder
+                .set_max_table_size(self.config.header_table_size as usize);
             if self.phase != Phase::FirstSettings {
                 self.handshake_deadline = None;
             }
@@ -763,7 +908,10 @@ impl Connection {
                 }
             });
             if overflow {
-                return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a window"));
+                return Err(Error::connection(
+                    Reason::FLOW_CONTROL_ERROR,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a window",
+                ));
             }
         }
         self.queue_control_reply(Control::SettingsAck)
@@ -776,7 +924,8 @@ impl Connection {
                 // before is in our hands, so the final GOAWAY can name the last one.
                 self.phase = Phase::Draining;
                 self.go_away_last_id = self.max_client_id;
-                self.control.push_back(Control::GoAway(self.max_client_id, Reason::NO_ERROR, ""));
+                self.control
+                    .push_back(Control::GoAway(self.max_client_id, Reason::NO_ERROR, ""));
             }
             return Ok(());
         }
@@ -791,6 +940,7 @@ impl Connection {
             });
             self.cancel_all(go_away.reason);
             self.phase = Phase::Closed;
+            self.handshake_deadline = None;
             return Ok(());
         }
         self.events.push_back(Event::GoAway {
@@ -804,13 +954,19 @@ impl Connection {
     fn on_window_update(&mut self, update: WindowUpdate) -> Result<(), Error> {
         if update.stream_id.is_zero() {
             if self.conn_send.adjust(update.increment as i64).is_err() {
-                return Err(Error::connection(Reason::FLOW_CONTROL_ERROR, "connection send window overflow"));
+                return Err(Error::connection(
+                    Reason::FLOW_CONTROL_ERROR,
+                    "connection send window overflow",
+                ));
             }
             return Ok(());
         }
         let Some(key) = self.streams.find(update.stream_id) else {
             if self.is_idle(update.stream_id) {
-                return Err(Error::connection(Reason::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream"));
+                return Err(Error::connection(
+                    Reason::PROTOCOL_ERROR,
+                    "WINDOW_UPDATE on an idle stream",
+                ));
             }
             return Ok(());
         };
@@ -828,7 +984,10 @@ impl Connection {
     fn queue_control_reply(&mut self, reply: Control) -> Result<(), Error> {
         self.pending_control_replies += 1;
         if self.pending_control_replies > self.config.max_pending_control_frames {
-            return Err(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many unanswered PING/SETTINGS"));
+            return Err(Error::connection(
+                Reason::ENHANCE_YOUR_CALM,
+                "too many unanswered PING/SETTINGS",
+            ));
         }
         self.control.push_back(reply);
         Ok(())
@@ -840,7 +999,10 @@ impl Connection {
     fn stream_error(&mut self, id: StreamId, reason: Reason) {
         self.error_resets += 1;
         if self.error_resets > self.config.max_error_resets {
-            self.connection_error(Error::connection(Reason::ENHANCE_YOUR_CALM, "too many stream errors"));
+            self.connection_error(Error::connection(
+                Reason::ENHANCE_YOUR_CALM,
+                "too many stream errors",
+            ));
             return;
         }
         if let Some(key) = self.streams.find(id) {
@@ -858,7 +1020,11 @@ impl Connection {
         stream.out.clear();
         stream.out_offset = 0;
         stream.queued = 0;
-        stream.trailers = Some(OutTrailers { code: status.code, message: status.message, details: status.details });
+        stream.trailers = Some(OutTrailers {
+            code: status.code,
+            message: status.message,
+            details: status.details,
+        });
         // Stop reading the request: whatever else arrives is discarded, and the
         // trailers will be followed by RST_STREAM(NO_ERROR).
         stream.reset = true;
@@ -867,7 +1033,11 @@ impl Connection {
         self.conn_recv.release(held);
         self.recently_reset.push(id);
         if handler_active {
-            self.events.push_back(Event::Reset { id, reason: Reason::CANCEL, initiator: Initiator::Local });
+            self.events.push_back(Event::Reset {
+                id,
+                reason: Reason::CANCEL,
+                initiator: Initiator::Local,
+            });
         }
         // The trailers are not flow-controlled: they must not wait in `conn_blocked`.
         self.recheck_blocked = true;
@@ -890,7 +1060,11 @@ impl Connection {
         self.conn_recv.release(held);
         self.recently_reset.push(id);
         if let (true, Some(initiator)) = (handler_active, notify) {
-            self.events.push_back(Event::Reset { id, reason, initiator });
+            self.events.push_back(Event::Reset {
+                id,
+                reason,
+                initiator,
+            });
         }
         self.maybe_remove(key);
     }
@@ -904,9 +1078,15 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        let Error::Connection { reason, debug } = error else { unreachable!("connection errors only") };
-        self.control.push_back(Control::GoAway(self.max_client_id, reason, debug));
-        self.events.push_back(Event::Closed { error, initiator: Initiator::Local });
+        let Error::Connection { reason, debug } = error else {
+            unreachable!("connection errors only")
+        };
+        self.control
+            .push_back(Control::GoAway(self.max_client_id, reason, debug));
+        self.events.push_back(Event::Closed {
+            error,
+            initiator: Initiator::Local,
+        });
         self.cancel_all(reason);
         self.phase = Phase::Closed;
         self.handshake_deadline = None;
@@ -962,7 +1142,11 @@ impl Connection {
     /// Queues the response headers (`:status 200`, `content-type: application/grpc`)
     /// with custom metadata. Optional: the first message or the trailers send them
     /// when they were not sent explicitly.
-    pub fn send_headers(&mut self, id: StreamId, metadata: impl IntoIterator<Item = (Bytes, Bytes)>) -> Result<(), StreamClosed> {
+    pub fn send_headers(
+        &mut self,
+        id: StreamId,
+        metadata: impl IntoIterator<Item = (Bytes, Bytes)>,
+    ) -> Result<(), StreamClosed> {
         let key = self.sendable(id)?;
         let stream = self.streams.get(key);
         if stream.head != HeadState::Idle {
@@ -976,7 +1160,12 @@ impl Connection {
 
     /// Queues one response message (without its 5-byte prefix, which the codec adds).
     /// `compressed` says `data` is already compressed with the response encoding.
-    pub fn send_message(&mut self, id: StreamId, data: Bytes, compressed: bool) -> Result<(), StreamClosed> {
+    pub fn send_message(
+        &mut self,
+        id: StreamId,
+        data: Bytes,
+        compressed: bool,
+    ) -> Result<(), StreamClosed> {
         let key = self.sendable(id)?;
         let len = u32::try_from(data.len()).map_err(|_| StreamClosed(id))?;
         let stream = self.streams.get(key);
@@ -1005,7 +1194,11 @@ impl Connection {
         let key = self.sendable(id)?;
         let stream = self.streams.get(key);
         stream.trailer_metadata.extend(metadata);
-        stream.trailers = Some(OutTrailers { code: status.code, message: status.message, details: status.details });
+        stream.trailers = Some(OutTrailers {
+            code: status.code,
+            message: status.message,
+            details: status.details,
+        });
         self.schedule(key);
         Ok(())
     }
@@ -1024,19 +1217,29 @@ impl Connection {
     /// The application consumed `len` bytes of received messages on `id` (a message
     /// counts `data.len() + 5`): the client may send that much more.
     pub fn release_capacity(&mut self, id: StreamId, len: usize) {
-        let Some(key) = self.streams.find(id) else { return };
+        let Some(key) = self.streams.find(id) else {
+            return;
+        };
         let stream = self.streams.get(key);
         let len = len.min(u32::MAX as usize) as u32;
         stream.pending_app = stream.pending_app.saturating_sub(len);
         // Everything delivered is consumed: the rest held is a partial message the
         // application is waiting for (see `on_data`), so release it all.
-        let len = if stream.pending_app == 0 { stream.held } else { len.min(stream.held) };
+        let len = if stream.pending_app == 0 {
+            stream.held
+        } else {
+            len.min(stream.held)
+        };
         if len == 0 {
             return;
         }
         stream.held -= len;
         stream.recv_window.release(len);
-        let update = if stream.recv_closed { None } else { stream.recv_window.take_update() };
+        let update = if stream.recv_closed {
+            None
+        } else {
+            stream.recv_window.take_update()
+        };
         self.conn_recv.release(len);
         if let Some(increment) = update {
             self.control.push_back(Control::WindowUpdate(id, increment));
@@ -1047,7 +1250,9 @@ impl Connection {
     /// counting against the concurrency limit once its frames are out. If the
     /// response was not ended, the stream is reset with CANCEL.
     pub fn release_stream(&mut self, id: StreamId) {
-        let Some(key) = self.streams.find(id) else { return };
+        let Some(key) = self.streams.find(id) else {
+            return;
+        };
         let stream = self.streams.get(key);
         stream.handler_active = false;
         if !stream.send_closed && stream.trailers.is_none() {
@@ -1063,13 +1268,18 @@ impl Connection {
     /// actually received, after which new streams are ignored and the connection
     /// closes once the streams it has are done. Calling it again does nothing.
     pub fn go_away(&mut self) {
-        if matches!(self.phase, Phase::Open | Phase::FirstSettings | Phase::Preface { .. }) {
+        if matches!(
+            self.phase,
+            Phase::Open | Phase::FirstSettings | Phase::Preface { .. }
+        ) {
             if matches!(self.phase, Phase::Preface { .. }) {
-                self.control.push_back(Control::GoAway(StreamId::ZERO, Reason::NO_ERROR, ""));
+                self.control
+                    .push_back(Control::GoAway(StreamId::ZERO, Reason::NO_ERROR, ""));
                 self.phase = Phase::Closed;
                 return;
             }
-            self.control.push_back(Control::GoAway(StreamId::MAX, Reason::NO_ERROR, ""));
+            self.control
+                .push_back(Control::GoAway(StreamId::MAX, Reason::NO_ERROR, ""));
             self.control.push_back(Control::Ping(DRAIN_PING));
             self.phase = Phase::DrainAnnounced;
         }

@@ -156,16 +156,17 @@ impl HeadBuilder {
         match &field.name[..] {
             // §8.2.2: connection-specific fields make a message malformed; `te` may
             // only carry "trailers".
-            b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
-                self.malformed = true
-            }
+            b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+            | b"upgrade" => self.malformed = true,
             b"te" => {
                 if &field.value[..] != b"trailers" {
                     self.malformed = true;
                 }
             }
             b"content-length" => {
-                let parsed = std::str::from_utf8(&field.value).ok().and_then(|s| s.parse::<u64>().ok());
+                let parsed = std::str::from_utf8(&field.value)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
                 match (parsed, self.content_length) {
                     (Some(len), None) => self.content_length = Some(len),
                     _ => self.malformed = true,
@@ -252,7 +253,10 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
 /// a colon only as the first character of a pseudo-header.
 fn valid_name(name: &[u8]) -> bool {
     let body = name.strip_prefix(b":").unwrap_or(name);
-    !body.is_empty() && body.iter().all(|&b| b > 0x20 && b < 0x7f && !b.is_ascii_uppercase() && b != b':')
+    !body.is_empty()
+        && body
+            .iter()
+            .all(|&b| b > 0x20 && b < 0x7f && !b.is_ascii_uppercase() && b != b':')
 }
 
 #[cfg(test)]
@@ -262,7 +266,11 @@ mod tests {
     fn build(fields: &[(&'static str, &'static str)]) -> (Verdict, RequestHead) {
         let mut b = HeadBuilder::new(16 * 1024, false);
         for (n, v) in fields {
-            b.field(Header { name: Bytes::from_static(n.as_bytes()), value: Bytes::from_static(v.as_bytes()), sensitive: false });
+            b.field(Header {
+                name: Bytes::from_static(n.as_bytes()),
+                value: Bytes::from_static(v.as_bytes()),
+                sensitive: false,
+            });
         }
         b.finish()
     }
@@ -283,12 +291,20 @@ mod tests {
 
     #[test]
     fn accepts_a_grpc_request_and_splits_the_path() {
-        let (v, head) = with(&[("te", "trailers"), ("grpc-timeout", "5S"), ("x-user", "a"), ("x-id-bin", "AAE")]);
+        let (v, head) = with(&[
+            ("te", "trailers"),
+            ("grpc-timeout", "5S"),
+            ("x-user", "a"),
+            ("x-id-bin", "AAE"),
+        ]);
         assert_eq!(v, Verdict::Accept);
         assert_eq!(head.service(), b"pkg.Svc");
         assert_eq!(head.method(), b"Do");
         assert_eq!(head.timeout, Some(Duration::from_secs(5)));
-        assert_eq!(head.metadata[0], (Bytes::from_static(b"x-user"), Bytes::from_static(b"a")));
+        assert_eq!(
+            head.metadata[0],
+            (Bytes::from_static(b"x-user"), Bytes::from_static(b"a"))
+        );
         assert_eq!(&head.metadata[1].1[..], &[0, 1]);
     }
 
@@ -299,8 +315,19 @@ mod tests {
         assert_eq!(with(&[("X-Upper", "a")]).0, Verdict::Malformed);
         assert_eq!(with(&[(":path", "/again")]).0, Verdict::Malformed);
         assert_eq!(with(&[("x-bad", " leading space")]).0, Verdict::Malformed);
-        assert_eq!(build(&[(":method", "POST"), (":path", "/a/b"), ("content-type", "application/grpc")]).0, Verdict::Malformed);
-        assert_eq!(build(&[("content-type", "application/grpc"), (":method", "POST")]).0, Verdict::Malformed);
+        assert_eq!(
+            build(&[
+                (":method", "POST"),
+                (":path", "/a/b"),
+                ("content-type", "application/grpc")
+            ])
+            .0,
+            Verdict::Malformed
+        );
+        assert_eq!(
+            build(&[("content-type", "application/grpc"), (":method", "POST")]).0,
+            Verdict::Malformed
+        );
         assert_eq!(with(&[(":protocol", "websocket")]).0, Verdict::Malformed);
     }
 
@@ -315,19 +342,39 @@ mod tests {
         let mut grpcish = GOOD;
         grpcish[4] = ("content-type", "application/grpcx");
         assert_eq!(build(&grpcish).0, Verdict::HttpStatus(415));
-        assert!(matches!(with(&[("grpc-timeout", "123456789S")]).0, Verdict::GrpcStatus(status::INTERNAL, _)));
-        assert!(matches!(with(&[("x-bin", "!!!")]).0, Verdict::GrpcStatus(status::INTERNAL, _)));
+        assert!(matches!(
+            with(&[("grpc-timeout", "123456789S")]).0,
+            Verdict::GrpcStatus(status::INTERNAL, _)
+        ));
+        assert!(matches!(
+            with(&[("x-bin", "!!!")]).0,
+            Verdict::GrpcStatus(status::INTERNAL, _)
+        ));
     }
 
     #[test]
     fn header_list_size_counts_32_per_field() {
-        let mut b = HeadBuilder::new(GOOD.iter().map(|(n, v)| n.len() + v.len() + 32).sum(), false);
+        let mut b = HeadBuilder::new(
+            GOOD.iter().map(|(n, v)| n.len() + v.len() + 32).sum(),
+            false,
+        );
         for (n, v) in GOOD {
-            b.field(Header { name: Bytes::from_static(n.as_bytes()), value: Bytes::from_static(v.as_bytes()), sensitive: false });
+            b.field(Header {
+                name: Bytes::from_static(n.as_bytes()),
+                value: Bytes::from_static(v.as_bytes()),
+                sensitive: false,
+            });
         }
         assert!(!b.over_limit());
-        b.field(Header { name: Bytes::from_static(b"a"), value: Bytes::new(), sensitive: false });
+        b.field(Header {
+            name: Bytes::from_static(b"a"),
+            value: Bytes::new(),
+            sensitive: false,
+        });
         assert!(b.over_limit());
-        assert!(matches!(b.finish().0, Verdict::GrpcStatus(status::RESOURCE_EXHAUSTED, _)));
+        assert!(matches!(
+            b.finish().0,
+            Verdict::GrpcStatus(status::RESOURCE_EXHAUSTED, _)
+        ));
     }
 }

@@ -88,6 +88,9 @@ pub(crate) struct Stream {
     /// The engine was told about this stream and has not released it: it counts
     /// against the concurrency limit even when closed.
     pub(crate) handler_active: bool,
+    /// The request reached the engine (as opposed to one the codec answered by
+    /// itself): only such a call, answered in full, offsets a reset by the peer.
+    pub(crate) served: bool,
     /// In the connection's queue of streams with something to write.
     pub(crate) scheduled: bool,
 }
@@ -115,6 +118,7 @@ impl Stream {
             send_closed: false,
             reset: false,
             handler_active: false,
+            served: false,
             scheduled: false,
         }
     }
@@ -124,7 +128,12 @@ impl Stream {
         let head_metadata = std::mem::take(&mut self.head_metadata);
         let trailer_metadata = std::mem::take(&mut self.trailer_metadata);
         let out = std::mem::take(&mut self.out);
-        *self = Stream { head_metadata, trailer_metadata, out, ..Stream::blank() };
+        *self = Stream {
+            head_metadata,
+            trailer_metadata,
+            out,
+            ..Stream::blank()
+        };
         self.head_metadata.clear();
         self.trailer_metadata.clear();
         self.out.clear();
@@ -197,7 +206,12 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Store {
-        Store { slots: Vec::new(), live: Vec::new(), free: Vec::new(), ids: HashMap::default() }
+        Store {
+            slots: Vec::new(),
+            live: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::default(),
+        }
     }
 
     /// Streams held: open, closing, or waiting for their handler to finish.
@@ -263,7 +277,10 @@ pub(crate) struct RecentlyReset {
 
 impl RecentlyReset {
     pub(crate) fn new() -> RecentlyReset {
-        RecentlyReset { ids: [0; 32], next: 0 }
+        RecentlyReset {
+            ids: [0; 32],
+            next: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, id: StreamId) {

@@ -9,8 +9,8 @@ use super::store::{HeadState, OutTrailers, Stream};
 use super::{Connection, Control, Phase};
 use crate::error::Reason;
 use crate::frame::{
-    Continuation, Data, GoAway, Headers, Ping, Reset, Settings, StreamId, WindowUpdate, DEFAULT_MAX_FRAME_SIZE,
-    DEFAULT_WINDOW_SIZE,
+    Continuation, Data, GoAway, Headers, Ping, Reset, Settings, StreamId, WindowUpdate,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE,
 };
 use crate::grpc::{metadata, percent, status};
 use crate::hpack::{self, Encoder, Indexing};
@@ -24,7 +24,8 @@ impl Connection {
     /// by `max_pending_control_frames`, header blocks by the streams that exist.
     pub fn poll_transmit(&mut self, _now: Instant, out: &mut BytesMut) -> usize {
         let start = out.len();
-        if !self.settings_sent {
+        let preface = !self.settings_sent;
+        if preface {
             // §3.4: the server preface is a SETTINGS frame, the first frame we send.
             self.our_settings().encode(out);
             self.settings_sent = true;
@@ -33,23 +34,58 @@ impl Connection {
             match control {
                 Control::SettingsAck => Settings::ACK.encode(out),
                 Control::PingAck(payload) => Ping { ack: true, payload }.encode(out),
-                Control::Ping(payload) => Ping { ack: false, payload }.encode(out),
+                Control::Ping(payload) => Ping {
+                    ack: false,
+                    payload,
+                }
+                .encode(out),
                 Control::Reset(stream_id, reason) => Reset { stream_id, reason }.encode(out),
-                Control::WindowUpdate(stream_id, increment) => WindowUpdate { stream_id, increment }.encode(out),
-                Control::GoAway(last, reason, debug) => GoAway::encode(last, reason, debug.as_bytes(), out),
+                Control::WindowUpdate(stream_id, increment) => WindowUpdate {
+                    stream_id,
+                    increment,
+                }
+                .encode(out),
+                Control::GoAway(last, reason, debug) => {
+                    GoAway::encode(last, reason, debug.as_bytes(), out)
+                }
             }
         }
         self.pending_control_replies = 0;
         if self.phase == Phase::Closed {
             self.ready.clear();
+            self.conn_blocked.clear();
             return out.len() - start;
         }
-        if let Some(increment) = self.conn_recv.take_update() {
-            WindowUpdate { stream_id: StreamId::ZERO, increment }.encode(out);
+        // The connection window can only grow by WINDOW_UPDATE (§6.9.2): with the
+        // preface it is opened to its configured size, however small the step.
+        let update = if preface {
+            self.conn_recv.take_all()
+        } else {
+            self.conn_recv.take_update()
+        };
+        if let Some(increment) = update {
+            WindowUpdate {
+                stream_id: StreamId::ZERO,
+                increment,
+            }
+            .encode(out);
+        }
+        if std::mem::take(&mut self.recheck_blocked) || self.conn_send.available() > 0 {
+            self.ready.extend(self.conn_blocked.drain(..));
         }
         for _ in 0..self.ready.len() {
-            let Some(key) = self.ready.pop_front() else { break };
-            let Connection { streams, encoder, scratch, value_scratch, conn_send, peer_max_frame_size, .. } = self;
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let Connection {
+                streams,
+                encoder,
+                scratch,
+                value_scratch,
+                conn_send,
+                peer_max_frame_size,
+                ..
+            } = self;
             let stream = streams.get(key);
             stream.scheduled = false;
             let mut writer = StreamWriter {
@@ -66,14 +102,17 @@ impl Connection {
                 if stream.reset {
                     self.recently_reset.push(stream.id);
                 }
-                // A stream answered in full restores the budget a reset took.
-                self.peer_resets = self.peer_resets.saturating_sub(1);
+                // A call the engine answered in full restores the budget a reset
+                // took; one the codec answered alone cost the client nothing.
+                if stream.served {
+                    self.peer_resets = self.peer_resets.saturating_sub(1);
+                }
             }
-            // Still has output with its own window open: it waits for the connection
-            // window, so keep its place in line.
+            // Still has data with its own window open: it waits for the connection
+            // window, keeping its place in line for when that opens.
             if stream.has_output() && stream.send_window.available() > 0 && !stream.out.is_empty() {
                 stream.scheduled = true;
-                self.ready.push_back(key);
+                self.conn_blocked.push_back(key);
             }
             self.maybe_remove(key);
         }
@@ -87,10 +126,13 @@ impl Connection {
         let c = &self.config;
         Settings {
             max_concurrent_streams: Some(c.max_concurrent_streams),
-            initial_window_size: (c.initial_stream_window != DEFAULT_WINDOW_SIZE).then_some(c.initial_stream_window),
-            max_frame_size: (c.max_frame_size != DEFAULT_MAX_FRAME_SIZE).then_some(c.max_frame_size),
+            initial_window_size: (c.initial_stream_window != DEFAULT_WINDOW_SIZE)
+                .then_some(c.initial_stream_window),
+            max_frame_size: (c.max_frame_size != DEFAULT_MAX_FRAME_SIZE)
+                .then_some(c.max_frame_size),
             max_header_list_size: Some(c.max_header_list_size),
-            header_table_size: (c.header_table_size as usize != hpack::DEFAULT_TABLE_SIZE).then_some(c.header_table_size),
+            header_table_size: (c.header_table_size as usize != hpack::DEFAULT_TABLE_SIZE)
+                .then_some(c.header_table_size),
             ..Settings::default()
         }
     }
@@ -156,7 +198,11 @@ impl StreamWriter<'_> {
     fn finish(&mut self, stream: &mut Stream) -> bool {
         stream.send_closed = true;
         if !stream.recv_closed {
-            Reset { stream_id: stream.id, reason: Reason::NO_ERROR }.encode(self.out);
+            Reset {
+                stream_id: stream.id,
+                reason: Reason::NO_ERROR,
+            }
+            .encode(self.out);
             stream.recv_closed = true;
             stream.reset = true;
         }
@@ -167,7 +213,11 @@ impl StreamWriter<'_> {
     /// messages share a frame.
     fn data(&mut self, stream: &mut Stream) {
         while stream.queued > 0 {
-            let window = stream.send_window.available().min(self.conn_window.available()).min(self.max_frame);
+            let window = stream
+                .send_window
+                .available()
+                .min(self.conn_window.available())
+                .min(self.max_frame);
             if window == 0 {
                 return;
             }
@@ -208,7 +258,13 @@ impl StreamWriter<'_> {
         let block = &self.scratch[..];
         let mut chunks = block.chunks(self.max_frame);
         let first = chunks.next().unwrap_or(&[]);
-        Headers::encode_header(id, first.len(), end_stream, first.len() == block.len(), self.out);
+        Headers::encode_header(
+            id,
+            first.len(),
+            end_stream,
+            first.len() == block.len(),
+            self.out,
+        );
         self.out.put_slice(first);
         let mut written = first.len();
         for chunk in chunks {
@@ -227,32 +283,51 @@ impl StreamWriter<'_> {
             _ => b"request rejected",
         };
         self.header_block(id, true, |w| {
-            w.encoder.encode_field(b":status", &itoa3(code), Indexing::No, w.scratch);
+            w.encoder
+                .encode_field(b":status", &itoa3(code), Indexing::No, w.scratch);
             let mut grpc = itoa3(status::INTERNAL as u16);
-            w.encoder.encode_field(b"grpc-status", trim_leading_zeros(&mut grpc), Indexing::No, w.scratch);
-            w.encoder.encode_field(b"grpc-message", why, Indexing::No, w.scratch);
+            w.encoder.encode_field(
+                b"grpc-status",
+                trim_leading_zeros(&mut grpc),
+                Indexing::No,
+                w.scratch,
+            );
+            w.encoder
+                .encode_field(b"grpc-message", why, Indexing::No, w.scratch);
         });
     }
 
     fn status_fields(&mut self, trailers: &OutTrailers) {
-        if trailers.code == status::OK && trailers.message.is_empty() && trailers.details.is_none() {
+        if trailers.code == status::OK && trailers.message.is_empty() && trailers.details.is_none()
+        {
             self.scratch.extend_from_slice(hpack::TRAILERS_OK);
             return;
         }
         let mut buf = itoa3(trailers.code.min(999) as u16);
         let digits = trim_leading_zeros(&mut buf);
         // Error codes repeat, so indexing them makes later ones a single byte.
-        self.encoder.encode_field(b"grpc-status", digits, Indexing::Incremental, self.scratch);
+        self.encoder
+            .encode_field(b"grpc-status", digits, Indexing::Incremental, self.scratch);
         if !trailers.message.is_empty() {
             self.value_scratch.clear();
             let message = String::from_utf8_lossy(&trailers.message);
             percent::encode(&message, self.value_scratch);
-            self.encoder.encode_field(b"grpc-message", self.value_scratch, Indexing::No, self.scratch);
+            self.encoder.encode_field(
+                b"grpc-message",
+                self.value_scratch,
+                Indexing::No,
+                self.scratch,
+            );
         }
         if let Some(details) = &trailers.details {
             self.value_scratch.clear();
             metadata::encode_binary(details, self.value_scratch);
-            self.encoder.encode_field(b"grpc-status-details-bin", self.value_scratch, Indexing::No, self.scratch);
+            self.encoder.encode_field(
+                b"grpc-status-details-bin",
+                self.value_scratch,
+                Indexing::No,
+                self.scratch,
+            );
         }
     }
 
@@ -262,16 +337,26 @@ impl StreamWriter<'_> {
         if metadata::is_binary_key(name) {
             self.value_scratch.clear();
             metadata::encode_binary(value, self.value_scratch);
-            self.encoder.encode_field(name, self.value_scratch, Indexing::Incremental, self.scratch);
+            self.encoder.encode_field(
+                name,
+                self.value_scratch,
+                Indexing::Incremental,
+                self.scratch,
+            );
         } else {
-            self.encoder.encode_field(name, value, Indexing::Incremental, self.scratch);
+            self.encoder
+                .encode_field(name, value, Indexing::Incremental, self.scratch);
         }
     }
 }
 
 /// Three ASCII digits of `n` (< 1000), zero-padded.
 fn itoa3(n: u16) -> [u8; 3] {
-    [b'0' + (n / 100 % 10) as u8, b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
+    [
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
 }
 
 fn trim_leading_zeros(digits: &mut [u8; 3]) -> &[u8] {

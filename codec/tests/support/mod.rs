@@ -27,12 +27,29 @@ pub const MAX_HEADER_LIST_SIZE: u16 = 0x6;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out {
     Settings(frame::Settings),
-    Headers { id: u32, fields: Vec<(String, String)>, end_stream: bool },
-    Data { id: u32, payload: Bytes, end_stream: bool },
-    Reset { id: u32, reason: Reason },
+    Headers {
+        id: u32,
+        fields: Vec<(String, String)>,
+        end_stream: bool,
+    },
+    Data {
+        id: u32,
+        payload: Bytes,
+        end_stream: bool,
+    },
+    Reset {
+        id: u32,
+        reason: Reason,
+    },
     Ping(frame::Ping),
-    GoAway { last: u32, reason: Reason },
-    WindowUpdate { id: u32, increment: u32 },
+    GoAway {
+        last: u32,
+        reason: Reason,
+    },
+    WindowUpdate {
+        id: u32,
+        increment: u32,
+    },
 }
 
 pub struct Client {
@@ -77,8 +94,14 @@ impl Client {
         client.send_bytes(PREFACE);
         client.send_bytes(&settings(params));
         let out = client.transmit();
-        assert!(matches!(out.first(), Some(Out::Settings(s)) if !s.ack), "server preface first: {out:?}");
-        assert!(out.iter().any(|f| matches!(f, Out::Settings(s) if s.ack)), "client SETTINGS acknowledged: {out:?}");
+        assert!(
+            matches!(out.first(), Some(Out::Settings(s)) if !s.ack),
+            "server preface first: {out:?}"
+        );
+        assert!(
+            out.iter().any(|f| matches!(f, Out::Settings(s) if s.ack)),
+            "client SETTINGS acknowledged: {out:?}"
+        );
         client.send_bytes(&settings_ack());
         assert_eq!(client.conn.poll_timeout(), None, "handshake complete");
         assert!(client.transmit().is_empty());
@@ -112,7 +135,12 @@ impl Client {
         let mut dst = BytesMut::new();
         self.encoder.begin_block(&mut dst);
         for (name, value) in fields {
-            self.encoder.encode_field(name.as_bytes(), value.as_bytes(), Indexing::Incremental, &mut dst);
+            self.encoder.encode_field(
+                name.as_bytes(),
+                value.as_bytes(),
+                Indexing::Incremental,
+                &mut dst,
+            );
         }
         dst.freeze()
     }
@@ -167,32 +195,58 @@ impl Client {
                     assert!(self.partial.is_none(), "HEADERS inside a header block");
                     if h.end_headers {
                         let fields = self.decode(&h.fragment);
-                        frames.push(Out::Headers { id: h.stream_id.0, fields, end_stream: h.end_stream });
+                        frames.push(Out::Headers {
+                            id: h.stream_id.0,
+                            fields,
+                            end_stream: h.end_stream,
+                        });
                     } else {
-                        self.partial = Some((h.stream_id.0, h.end_stream, BytesMut::from(&h.fragment[..])));
+                        self.partial =
+                            Some((h.stream_id.0, h.end_stream, BytesMut::from(&h.fragment[..])));
                     }
                 }
                 Frame::Continuation(c) => {
-                    let (id, end_stream, mut block) = self.partial.take().expect("CONTINUATION without HEADERS");
+                    let (id, end_stream, mut block) =
+                        self.partial.take().expect("CONTINUATION without HEADERS");
                     assert_eq!(id, c.stream_id.0);
                     block.extend_from_slice(&c.fragment);
                     if c.end_headers {
                         let fields = self.decode(&block.freeze());
-                        frames.push(Out::Headers { id, fields, end_stream });
+                        frames.push(Out::Headers {
+                            id,
+                            fields,
+                            end_stream,
+                        });
                     } else {
                         self.partial = Some((id, end_stream, block));
                     }
                 }
-                Frame::Data(d) => frames.push(Out::Data { id: d.stream_id.0, payload: d.payload, end_stream: d.end_stream }),
-                Frame::Reset(r) => frames.push(Out::Reset { id: r.stream_id.0, reason: r.reason }),
+                Frame::Data(d) => frames.push(Out::Data {
+                    id: d.stream_id.0,
+                    payload: d.payload,
+                    end_stream: d.end_stream,
+                }),
+                Frame::Reset(r) => frames.push(Out::Reset {
+                    id: r.stream_id.0,
+                    reason: r.reason,
+                }),
                 Frame::Ping(p) => frames.push(Out::Ping(p)),
-                Frame::GoAway(g) => frames.push(Out::GoAway { last: g.last_stream_id.0, reason: g.reason }),
-                Frame::WindowUpdate(w) => frames.push(Out::WindowUpdate { id: w.stream_id.0, increment: w.increment }),
+                Frame::GoAway(g) => frames.push(Out::GoAway {
+                    last: g.last_stream_id.0,
+                    reason: g.reason,
+                }),
+                Frame::WindowUpdate(w) => frames.push(Out::WindowUpdate {
+                    id: w.stream_id.0,
+                    increment: w.increment,
+                }),
                 other => panic!("a server does not send {other:?}"),
             }
         }
         assert!(out.is_empty());
-        assert!(self.partial.is_none(), "server left a header block open at the end of a write");
+        assert!(
+            self.partial.is_none(),
+            "server left a header block open at the end of a write"
+        );
         frames
     }
 
@@ -200,7 +254,10 @@ impl Client {
         let mut fields = Vec::new();
         self.decoder
             .decode(block, |h: Header| {
-                fields.push((String::from_utf8(h.name.to_vec()).unwrap(), String::from_utf8(h.value.to_vec()).unwrap()))
+                fields.push((
+                    String::from_utf8(h.name.to_vec()).unwrap(),
+                    String::from_utf8(h.value.to_vec()).unwrap(),
+                ))
             })
             .expect("server header block decodes");
         fields
@@ -212,8 +269,12 @@ impl Client {
     /// then lets the stream go.
     pub fn respond(&mut self, id: u32, body: &'static [u8]) {
         let id = StreamId(id);
-        self.conn.send_message(id, Bytes::from_static(body), false).expect("stream open for sending");
-        self.conn.send_trailers(id, ResponseStatus::OK, []).expect("stream open for trailers");
+        self.conn
+            .send_message(id, Bytes::from_static(body), false)
+            .expect("stream open for sending");
+        self.conn
+            .send_trailers(id, ResponseStatus::OK, [])
+            .expect("stream open for trailers");
         self.conn.release_stream(id);
     }
 
@@ -223,17 +284,35 @@ impl Client {
     pub fn assert_serves(&mut self, id: u32) {
         self.request(id, "/test.Echo/Unary", false);
         self.message(id, b"ping", true);
-        let events: Vec<Event> = self.events().into_iter().filter(|e| event_stream(e) == Some(StreamId(id))).collect();
-        let [Event::Request { .. }, Event::Message { message, .. }, Event::EndOfStream { .. }] = &events[..] else {
+        let events: Vec<Event> = self
+            .events()
+            .into_iter()
+            .filter(|e| event_stream(e) == Some(StreamId(id)))
+            .collect();
+        let [Event::Request { .. }, Event::Message { message, .. }, Event::EndOfStream { .. }] =
+            &events[..]
+        else {
             panic!("stream {id} not served normally: {events:?}")
         };
         assert_eq!(&message.data[..], b"ping");
-        self.conn.release_capacity(StreamId(id), message.data.len() + 5);
+        self.conn
+            .release_capacity(StreamId(id), message.data.len() + 5);
         self.respond(id, b"pong");
         let out = self.transmit();
         let mine = frames_on(&out, id);
-        let [Out::Headers { fields: head, end_stream: false, .. }, Out::Data { payload, end_stream: false, .. }, Out::Headers { fields: trailers, end_stream: true, .. }] =
-            &mine[..]
+        let [Out::Headers {
+            fields: head,
+            end_stream: false,
+            ..
+        }, Out::Data {
+            payload,
+            end_stream: false,
+            ..
+        }, Out::Headers {
+            fields: trailers,
+            end_stream: true,
+            ..
+        }] = &mine[..]
         else {
             panic!("stream {id} response: {out:?}")
         };
@@ -249,9 +328,14 @@ impl Client {
         let events = self.events();
         let out = self.transmit();
         let last = expect_goaway(&out, reason);
-        assert!(self.conn.is_closed(), "connection closed after GOAWAY {reason:?}");
         assert!(
-            events.iter().any(|e| matches!(e, Event::Closed { error, initiator: Initiator::Local } if error.reason() == reason)),
+            self.conn.is_closed(),
+            "connection closed after GOAWAY {reason:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { error, initiator: Initiator::Local } if error.reason() == reason)),
             "engine told of the connection error: {events:?}"
         );
         last
@@ -260,7 +344,11 @@ impl Client {
     /// Transmits and expects RST_STREAM(`reason`) on `id` and no GOAWAY.
     pub fn expect_reset(&mut self, id: u32, reason: Reason) -> Vec<Out> {
         let out = self.transmit();
-        assert_eq!(reset_reason(&out, id), Some(reason), "RST_STREAM on {id}: {out:?}");
+        assert_eq!(
+            reset_reason(&out, id),
+            Some(reason),
+            "RST_STREAM on {id}: {out:?}"
+        );
         assert_eq!(goaway_reason(&out), None, "no connection error: {out:?}");
         assert!(!self.conn.is_closed());
         out
@@ -276,10 +364,42 @@ impl Client {
     }
 }
 
+/// `out` for assertion messages, with DATA payloads shown as lengths.
+pub fn brief(out: &[Out]) -> String {
+    let frames: Vec<String> = out
+        .iter()
+        .map(|f| match f {
+            Out::Data {
+                id,
+                payload,
+                end_stream,
+            } => {
+                format!(
+                    "Data {{ id: {id}, len: {}, end_stream: {end_stream} }}",
+                    payload.len()
+                )
+            }
+            Out::Headers {
+                id,
+                fields,
+                end_stream,
+            } => {
+                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                format!("Headers {{ id: {id}, fields: {names:?}, end_stream: {end_stream} }}")
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    format!("[{}]", frames.join(", "))
+}
+
 /// The stream an event is about, if any.
 pub fn event_stream(event: &Event) -> Option<StreamId> {
     match event {
-        Event::Request { id, .. } | Event::Message { id, .. } | Event::EndOfStream { id } | Event::Reset { id, .. } => Some(*id),
+        Event::Request { id, .. }
+        | Event::Message { id, .. }
+        | Event::EndOfStream { id }
+        | Event::Reset { id, .. } => Some(*id),
         Event::GoAway { .. } | Event::Closed { .. } => None,
     }
 }
@@ -296,8 +416,12 @@ pub fn closed_error(events: &[Event]) -> Option<Error> {
 pub fn frames_on(out: &[Out], id: u32) -> Vec<Out> {
     out.iter()
         .filter(|f| match f {
-            Out::Headers { id: i, .. } | Out::Data { id: i, .. } | Out::Reset { id: i, .. } => *i == id,
-            Out::WindowUpdate { .. } | Out::Settings(_) | Out::Ping(_) | Out::GoAway { .. } => false,
+            Out::Headers { id: i, .. } | Out::Data { id: i, .. } | Out::Reset { id: i, .. } => {
+                *i == id
+            }
+            Out::WindowUpdate { .. } | Out::Settings(_) | Out::Ping(_) | Out::GoAway { .. } => {
+                false
+            }
         })
         .cloned()
         .collect()
@@ -325,8 +449,13 @@ pub fn window_increment(out: &[Out], id: u32) -> u32 {
 
 /// The single GOAWAY in `out`, with `reason`; returns its last-stream-id.
 pub fn expect_goaway(out: &[Out], reason: Reason) -> u32 {
-    let goaways: Vec<_> = out.iter().filter(|f| matches!(f, Out::GoAway { .. })).collect();
-    let [Out::GoAway { last, reason: got }] = &goaways[..] else { panic!("one GOAWAY expected: {out:?}") };
+    let goaways: Vec<_> = out
+        .iter()
+        .filter(|f| matches!(f, Out::GoAway { .. }))
+        .collect();
+    let [Out::GoAway { last, reason: got }] = &goaways[..] else {
+        panic!("one GOAWAY expected: {out:?}")
+    };
     assert_eq!(*got, reason, "GOAWAY reason: {out:?}");
     *last
 }
@@ -362,22 +491,38 @@ pub fn raw(kind: Kind, flags: u8, id: u32, payload: &[u8]) -> Vec<u8> {
 /// A frame whose header is written field by field: any length field (it need not
 /// match the payload) and a raw 32-bit stream id field (to set the reserved bit).
 pub fn raw_with_length(len: u32, kind: Kind, flags: u8, id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind.as_u8(), flags];
+    let mut out = vec![
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+        kind.as_u8(),
+        flags,
+    ];
     out.put_u32(id);
     out.extend_from_slice(payload);
     out
 }
 
 pub fn data(id: u32, payload: &[u8], end_stream: bool) -> Vec<u8> {
-    raw(Kind::Data, if end_stream { flags::END_STREAM } else { 0 }, id, payload)
+    raw(
+        Kind::Data,
+        if end_stream { flags::END_STREAM } else { 0 },
+        id,
+        payload,
+    )
 }
 
 /// A DATA frame with `pad` bytes of padding (plus the pad length byte).
 pub fn padded_data(id: u32, payload: &[u8], pad: u8, end_stream: bool) -> Vec<u8> {
     let mut body = vec![pad];
     body.extend_from_slice(payload);
-    body.extend(std::iter::repeat(0).take(pad as usize));
-    raw(Kind::Data, flags::PADDED | if end_stream { flags::END_STREAM } else { 0 }, id, &body)
+    body.resize(body.len() + pad as usize, 0);
+    raw(
+        Kind::Data,
+        flags::PADDED | if end_stream { flags::END_STREAM } else { 0 },
+        id,
+        &body,
+    )
 }
 
 /// A HEADERS frame carrying `fragment` with exactly the given flags.
@@ -386,7 +531,12 @@ pub fn headers_frame(id: u32, fragment: &[u8], flags: u8) -> Vec<u8> {
 }
 
 pub fn continuation(id: u32, fragment: &[u8], end_headers: bool) -> Vec<u8> {
-    raw(Kind::Continuation, if end_headers { flags::END_HEADERS } else { 0 }, id, fragment)
+    raw(
+        Kind::Continuation,
+        if end_headers { flags::END_HEADERS } else { 0 },
+        id,
+        fragment,
+    )
 }
 
 /// A PRIORITY frame: `id` depends on `dependency` with `weight`.
@@ -433,7 +583,10 @@ pub fn go_away(last: u32, reason: Reason) -> Vec<u8> {
 
 /// The value of header `name` in a decoded block.
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The connection-level GOAWAY in `out`, if any.

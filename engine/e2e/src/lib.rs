@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringrpc_engine::{Backend, EngineConfig, Server, ServerHandle};
-use ringrpc_service_api::{Code, Metadata, MetadataValue, Request, Response, ResponseSink, Status, Streaming};
+use ringrpc_service_api::{
+    Code, Metadata, MetadataValue, Request, Response, ResponseSink, Status, Streaming,
+};
 
 #[allow(missing_docs, clippy::all)]
 pub mod server {
@@ -42,7 +44,12 @@ fn observed() -> &'static Mutex<HashMap<String, Observed>> {
 
 /// What was observed for `token` so far.
 pub fn observed_for(token: &str) -> Observed {
-    observed().lock().unwrap().get(token).cloned().unwrap_or_default()
+    observed()
+        .lock()
+        .unwrap()
+        .get(token)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn record(token: &Option<String>, f: impl FnOnce(&mut Observed)) {
@@ -79,18 +86,27 @@ fn steer(metadata: &Metadata) -> (Option<String>, Response<()>) {
     response.metadata_mut().insert("x-worker", worker).unwrap();
     for (key, value) in metadata.iter() {
         match value {
-            MetadataValue::Ascii(v) if key.starts_with("x-echo-") => response.metadata_mut().append(key, v).unwrap(),
-            MetadataValue::Binary(v) if key.starts_with("x-echo-") => {
-                response.metadata_mut().append_bin(key, Bytes::copy_from_slice(v)).unwrap()
+            MetadataValue::Ascii(v) if key.starts_with("x-echo-") => {
+                response.metadata_mut().append(key, v).unwrap()
             }
-            MetadataValue::Ascii(v) if key.starts_with("x-trailer-") => response.trailers_mut().append(key, v).unwrap(),
+            MetadataValue::Binary(v) if key.starts_with("x-echo-") => response
+                .metadata_mut()
+                .append_bin(key, Bytes::copy_from_slice(v))
+                .unwrap(),
+            MetadataValue::Ascii(v) if key.starts_with("x-trailer-") => {
+                response.trailers_mut().append(key, v).unwrap()
+            }
             _ => {}
         }
     }
     (token, response)
 }
 
-async fn behave(metadata: &Metadata, token: &Option<String>, context: &ringrpc_service_api::CallContext) -> Result<(), Status> {
+async fn behave(
+    metadata: &Metadata,
+    token: &Option<String>,
+    context: &ringrpc_service_api::CallContext,
+) -> Result<(), Status> {
     if let Some(ms) = metadata.get("x-sleep-ms").and_then(|v| v.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -113,7 +129,10 @@ async fn behave(metadata: &Metadata, token: &Option<String>, context: &ringrpc_s
             Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             None => metadata.get("x-message").unwrap_or("").to_owned(),
         };
-        let details = metadata.get_bin("x-details-bin").map(Bytes::copy_from_slice).unwrap_or_default();
+        let details = metadata
+            .get_bin("x-details-bin")
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default();
         let mut status = Status::with_details(Code::from_i32(code), message, details);
         if let Some(v) = metadata.get("x-trailer-status") {
             status.metadata_mut().insert("x-trailer-status", v).unwrap();
@@ -137,7 +156,11 @@ impl TestService for Tester {
         Ok(response)
     }
 
-    async fn server_stream(&self, request: Request<StreamRequest>, mut responses: ResponseSink<Payload>) -> Result<(), Status> {
+    async fn server_stream(
+        &self,
+        request: Request<StreamRequest>,
+        mut responses: ResponseSink<Payload>,
+    ) -> Result<(), Status> {
         let (token, shell) = steer(request.metadata());
         let mut guard = DropGuard(token.clone());
         behave(request.metadata(), &token, request.context()).await?;
@@ -153,7 +176,10 @@ impl TestService for Tester {
         Ok(())
     }
 
-    async fn client_stream(&self, request: Request<Streaming<Payload>>) -> Result<Response<Summary>, Status> {
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<Payload>>,
+    ) -> Result<Response<Summary>, Status> {
         let (token, _) = steer(request.metadata());
         let mut guard = DropGuard(token.clone());
         behave(request.metadata(), &token, request.context()).await?;
@@ -172,7 +198,11 @@ impl TestService for Tester {
         Ok(Response::new(summary))
     }
 
-    async fn bidi(&self, request: Request<Streaming<Payload>>, mut responses: ResponseSink<Payload>) -> Result<(), Status> {
+    async fn bidi(
+        &self,
+        request: Request<Streaming<Payload>>,
+        mut responses: ResponseSink<Payload>,
+    ) -> Result<(), Status> {
         let (token, _) = steer(request.metadata());
         behave(request.metadata(), &token, request.context()).await?;
         let mut stream = request.into_inner();
@@ -185,7 +215,12 @@ impl TestService for Tester {
 
 /// A ringrpc server with the test service on a free port.
 pub fn start(backend: Backend, workers: usize) -> ServerHandle {
-    start_with(EngineConfig { backend, workers, shutdown_grace: Duration::from_secs(5), ..EngineConfig::default() })
+    start_with(EngineConfig {
+        backend,
+        workers,
+        shutdown_grace: Duration::from_secs(5),
+        ..EngineConfig::default()
+    })
 }
 
 /// A ringrpc server with the test service and `config`.
@@ -201,8 +236,14 @@ pub fn start_with(config: EngineConfig) -> ServerHandle {
 pub const BACKENDS: [Backend; 2] = [Backend::Uring, Backend::Epoll];
 
 /// A tonic client of the test service connected to `addr`.
-pub async fn client(addr: SocketAddr) -> client::test_service_client::TestServiceClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+pub async fn client(
+    addr: SocketAddr,
+) -> client::test_service_client::TestServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     client::test_service_client::TestServiceClient::new(channel)
         .max_decoding_message_size(8 * 1024 * 1024)
         .max_encoding_message_size(8 * 1024 * 1024)
@@ -210,7 +251,11 @@ pub async fn client(addr: SocketAddr) -> client::test_service_client::TestServic
 
 /// A multi-threaded tokio runtime for the client side.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Current resident set size of this process in bytes (Linux).
@@ -247,13 +292,21 @@ impl RawResponse {
         fn status(headers: &http::HeaderMap) -> Option<&str> {
             headers.get("grpc-status").and_then(|v| v.to_str().ok())
         }
-        self.trailers.as_ref().and_then(status).or_else(|| status(&self.head.headers))
+        self.trailers
+            .as_ref()
+            .and_then(status)
+            .or_else(|| status(&self.head.headers))
     }
 }
 
 /// One gRPC call with the `h2` crate's client, with full control of the headers
 /// (tonic enforces deadlines client-side, which would hide the server's).
-pub async fn h2_call(addr: SocketAddr, path: &str, headers: &[(&str, &str)], message: &[u8]) -> RawResponse {
+pub async fn h2_call(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    message: &[u8],
+) -> RawResponse {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
@@ -266,7 +319,9 @@ pub async fn h2_call(addr: SocketAddr, path: &str, headers: &[(&str, &str)], mes
     let mut body = vec![0u8];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());
     body.extend_from_slice(message);
-    let (response, mut stream) = client.send_request(request.body(()).unwrap(), false).unwrap();
+    let (response, mut stream) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
     stream.send_data(body.into(), true).unwrap();
     let (head, mut recv) = response.await.unwrap().into_parts();
     let mut data = Vec::new();
@@ -276,5 +331,9 @@ pub async fn h2_call(addr: SocketAddr, path: &str, headers: &[(&str, &str)], mes
         data.extend_from_slice(&chunk);
     }
     let trailers = recv.trailers().await.unwrap();
-    RawResponse { head, body: data.into(), trailers }
+    RawResponse {
+        head,
+        body: data.into(),
+        trailers,
+    }
 }

@@ -28,7 +28,14 @@ fn slow_reader_of_a_one_gib_stream_keeps_server_memory_flat() {
         runtime().block_on(async {
             let mut c = client(server.local_addr()).await;
             // 16,384 × 64 KiB = 1 GiB offered by the handler.
-            let mut stream = c.server_stream(StreamRequest { count: 16_384, size: 64 * 1024 }).await.unwrap().into_inner();
+            let mut stream = c
+                .server_stream(StreamRequest {
+                    count: 16_384,
+                    size: 64 * 1024,
+                })
+                .await
+                .unwrap()
+                .into_inner();
             // Warm up: allocator pools and buffers reach their working size.
             for _ in 0..64 {
                 stream.message().await.unwrap().unwrap();
@@ -45,9 +52,20 @@ fn slow_reader_of_a_one_gib_stream_keeps_server_memory_flat() {
                 peak = peak.max(rss_bytes());
             }
             let growth = peak.saturating_sub(baseline);
-            eprintln!("{backend:?}: read {} MiB slowly, RSS grew {} KiB", received / MIB, growth / 1024);
-            assert!(received < 256 * MIB, "{backend:?}: the reader was not slow ({received} bytes)");
-            assert!(growth < 8 * MIB, "{backend:?}: RSS grew {} MiB while streaming to a slow reader", growth / MIB);
+            eprintln!(
+                "{backend:?}: read {} MiB slowly, RSS grew {} KiB",
+                received / MIB,
+                growth / 1024
+            );
+            assert!(
+                received < 256 * MIB,
+                "{backend:?}: the reader was not slow ({received} bytes)"
+            );
+            assert!(
+                growth < 8 * MIB,
+                "{backend:?}: RSS grew {} MiB while streaming to a slow reader",
+                growth / MIB
+            );
         });
         server.shutdown_and_wait();
     }
@@ -64,21 +82,38 @@ fn client_sending_to_a_handler_that_does_not_read_stalls_on_flow_control() {
             let counter = produced.clone();
             let body = Bytes::from(vec![1u8; 64 * 1024]);
             // An endless request stream that counts what the transport pulled.
-            let requests = Endless { body, produced: counter };
+            let requests = Endless {
+                body,
+                produced: counter,
+            };
             let mut request = tonic::Request::new(requests);
-            request.metadata_mut().insert("x-dont-read", MetadataValue::from_static("1"));
+            request
+                .metadata_mut()
+                .insert("x-dont-read", MetadataValue::from_static("1"));
             let baseline = rss_bytes();
             let call = tokio::spawn(async move { c.client_stream(request).await });
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let pulled = produced.load(Ordering::Relaxed) * 64 * 1024;
             let growth = rss_bytes().saturating_sub(baseline);
             call.abort();
-            eprintln!("{backend:?}: client pushed {} KiB, RSS grew {} KiB", pulled / 1024, growth / 1024);
+            eprintln!(
+                "{backend:?}: client pushed {} KiB, RSS grew {} KiB",
+                pulled / 1024,
+                growth / 1024
+            );
             // The server's stream window is 1 MiB and its connection window 4 MiB;
             // the client buffers a little more on its side. Unthrottled, 1.5 s on
             // loopback would move gigabytes.
-            assert!(pulled < 4 * MIB, "{backend:?}: client pushed {} MiB into a handler that never reads", pulled / MIB);
-            assert!(growth < 8 * MIB, "{backend:?}: RSS grew {} MiB", growth / MIB);
+            assert!(
+                pulled < 4 * MIB,
+                "{backend:?}: client pushed {} MiB into a handler that never reads",
+                pulled / MIB
+            );
+            assert!(
+                growth < 8 * MIB,
+                "{backend:?}: RSS grew {} MiB",
+                growth / MIB
+            );
         });
         server.shutdown_and_wait();
     }
@@ -92,8 +127,13 @@ struct Endless {
 impl futures_core::Stream for Endless {
     type Item = Payload;
 
-    fn poll_next(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Payload>> {
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Payload>> {
         self.produced.fetch_add(1, Ordering::Relaxed);
-        std::task::Poll::Ready(Some(Payload { body: self.body.clone() }))
+        std::task::Poll::Ready(Some(Payload {
+            body: self.body.clone(),
+        }))
     }
 }

@@ -4,17 +4,22 @@
 use bytes::Bytes;
 use ringrpc_engine_e2e::client::{Payload, StreamRequest};
 use ringrpc_engine_e2e::{client, runtime, start, BACKENDS};
-use tonic::metadata::{MetadataValue, BinaryMetadataValue};
+use tonic::metadata::{BinaryMetadataValue, MetadataValue};
 
 fn payload(body: &'static [u8]) -> Payload {
-    Payload { body: Bytes::from_static(body) }
+    Payload {
+        body: Bytes::from_static(body),
+    }
 }
 
 fn stream_of(items: Vec<Payload>) -> impl futures_core::Stream<Item = Payload> + Send + 'static {
     struct Iter(std::vec::IntoIter<Payload>);
     impl futures_core::Stream for Iter {
         type Item = Payload;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Payload>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Payload>> {
             std::task::Poll::Ready(self.0.next())
         }
     }
@@ -30,7 +35,14 @@ fn all_four_kinds() {
             let reply = c.unary(payload(b"ping")).await.unwrap().into_inner();
             assert_eq!(&reply.body[..], b"ping", "{backend:?}");
 
-            let mut stream = c.server_stream(StreamRequest { count: 100, size: 1000 }).await.unwrap().into_inner();
+            let mut stream = c
+                .server_stream(StreamRequest {
+                    count: 100,
+                    size: 1000,
+                })
+                .await
+                .unwrap()
+                .into_inner();
             let mut got = 0;
             while let Some(p) = stream.message().await.unwrap() {
                 assert_eq!(p.body.len(), 1000);
@@ -38,10 +50,18 @@ fn all_four_kinds() {
             }
             assert_eq!(got, 100, "{backend:?}");
 
-            let summary = c.client_stream(stream_of((0..50).map(|_| payload(b"0123456789")).collect())).await.unwrap().into_inner();
+            let summary = c
+                .client_stream(stream_of((0..50).map(|_| payload(b"0123456789")).collect()))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!((summary.count, summary.bytes), (50, 500), "{backend:?}");
 
-            let notes: Vec<Payload> = (0..20u8).map(|i| Payload { body: Bytes::from(vec![i; 3]) }).collect();
+            let notes: Vec<Payload> = (0..20u8)
+                .map(|i| Payload {
+                    body: Bytes::from(vec![i; 3]),
+                })
+                .collect();
             let mut echoes = c.bidi(stream_of(notes)).await.unwrap().into_inner();
             let mut i = 0u8;
             while let Some(p) = echoes.message().await.unwrap() {
@@ -61,22 +81,46 @@ fn metadata_in_and_out_ascii_and_binary_and_trailers() {
         runtime().block_on(async {
             let mut c = client(server.local_addr()).await;
             let mut request = tonic::Request::new(payload(b"m"));
-            request.metadata_mut().insert("x-echo-user", MetadataValue::from_static("alice"));
-            request.metadata_mut().insert_bin("x-echo-id-bin", BinaryMetadataValue::from_bytes(&[0, 1, 2, 254, 255]));
-            request.metadata_mut().insert("x-trailer-done", MetadataValue::from_static("yes"));
+            request
+                .metadata_mut()
+                .insert("x-echo-user", MetadataValue::from_static("alice"));
+            request.metadata_mut().insert_bin(
+                "x-echo-id-bin",
+                BinaryMetadataValue::from_bytes(&[0, 1, 2, 254, 255]),
+            );
+            request
+                .metadata_mut()
+                .insert("x-trailer-done", MetadataValue::from_static("yes"));
             let response = c.unary(request).await.unwrap();
             assert_eq!(response.metadata().get("x-echo-user").unwrap(), "alice");
-            let id = response.metadata().get_bin("x-echo-id-bin").unwrap().to_bytes().unwrap();
+            let id = response
+                .metadata()
+                .get_bin("x-echo-id-bin")
+                .unwrap()
+                .to_bytes()
+                .unwrap();
             assert_eq!(&id[..], &[0, 1, 2, 254, 255]);
-            assert!(response.metadata().get("x-worker").unwrap().to_str().unwrap().starts_with("ringrpc-worker-"));
+            assert!(response
+                .metadata()
+                .get("x-worker")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("ringrpc-worker-"));
 
             // Trailers only reach tonic's unary API through a streaming response.
             let mut request = tonic::Request::new(StreamRequest { count: 1, size: 1 });
-            request.metadata_mut().insert("x-trailer-done", MetadataValue::from_static("yes"));
+            request
+                .metadata_mut()
+                .insert("x-trailer-done", MetadataValue::from_static("yes"));
             let mut stream = c.server_stream(request).await.unwrap().into_inner();
             while stream.message().await.unwrap().is_some() {}
             let trailers = stream.trailers().await.unwrap().unwrap();
-            assert_eq!(trailers.get("x-trailer-done").unwrap(), "yes", "{backend:?}");
+            assert_eq!(
+                trailers.get("x-trailer-done").unwrap(),
+                "yes",
+                "{backend:?}"
+            );
         });
         server.shutdown_and_wait();
     }
@@ -89,10 +133,20 @@ fn every_status_code_round_trips_with_message_and_details() {
         let mut c = client(server.local_addr()).await;
         for code in 1..=16 {
             let mut request = tonic::Request::new(payload(b""));
-            request.metadata_mut().insert("x-status", code.to_string().parse().unwrap());
-            request.metadata_mut().insert("x-message", MetadataValue::try_from(format!("failure {code}")).unwrap());
-            request.metadata_mut().insert_bin("x-details-bin", BinaryMetadataValue::from_bytes(&[8, code as u8]));
-            request.metadata_mut().insert("x-trailer-status", MetadataValue::from_static("extra"));
+            request
+                .metadata_mut()
+                .insert("x-status", code.to_string().parse().unwrap());
+            request.metadata_mut().insert(
+                "x-message",
+                MetadataValue::try_from(format!("failure {code}")).unwrap(),
+            );
+            request.metadata_mut().insert_bin(
+                "x-details-bin",
+                BinaryMetadataValue::from_bytes(&[8, code as u8]),
+            );
+            request
+                .metadata_mut()
+                .insert("x-trailer-status", MetadataValue::from_static("extra"));
             let status = c.unary(request).await.unwrap_err();
             assert_eq!(status.code() as i32, code);
             assert_eq!(status.message(), format!("failure {code}"));
@@ -113,8 +167,13 @@ fn special_status_message_survives_percent_encoding() {
         let mut c = client(server.local_addr()).await;
         for message in [special, "100% wrong, %41 stays"] {
             let mut request = tonic::Request::new(payload(b""));
-            request.metadata_mut().insert("x-status", MetadataValue::from_static("2"));
-            request.metadata_mut().insert_bin("x-message-bin", BinaryMetadataValue::from_bytes(message.as_bytes()));
+            request
+                .metadata_mut()
+                .insert("x-status", MetadataValue::from_static("2"));
+            request.metadata_mut().insert_bin(
+                "x-message-bin",
+                BinaryMetadataValue::from_bytes(message.as_bytes()),
+            );
             let status = c.unary(request).await.unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unknown);
             assert_eq!(status.message(), message);
@@ -127,13 +186,22 @@ fn special_status_message_survives_percent_encoding() {
 fn unknown_service_and_method_are_unimplemented() {
     let server = start(ringrpc_engine::Backend::Uring, 1);
     runtime().block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr())).unwrap().connect().await.unwrap();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
         let mut grpc = tonic::client::Grpc::new(channel);
         for path in ["/ringrpc.test.TestService/Nope", "/no.Such/Service"] {
             grpc.ready().await.unwrap();
             let codec = tonic_prost::ProstCodec::<Payload, Payload>::default();
             let status = grpc
-                .unary(tonic::Request::new(payload(b"")), http::uri::PathAndQuery::from_static(path), codec)
+                .unary(
+                    tonic::Request::new(payload(b"")),
+                    http::uri::PathAndQuery::from_static(path),
+                    codec,
+                )
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unimplemented, "{path}");
@@ -149,17 +217,32 @@ fn handler_panic_is_unknown_and_the_worker_keeps_serving() {
         runtime().block_on(async {
             let mut c = client(server.local_addr()).await;
             let mut request = tonic::Request::new(payload(b""));
-            request.metadata_mut().insert("x-panic", MetadataValue::from_static("1"));
+            request
+                .metadata_mut()
+                .insert("x-panic", MetadataValue::from_static("1"));
             let status = c.unary(request).await.unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unknown, "{backend:?}");
             // Same connection, same single worker: still serving.
-            assert_eq!(&c.unary(payload(b"after")).await.unwrap().into_inner().body[..], b"after");
+            assert_eq!(
+                &c.unary(payload(b"after")).await.unwrap().into_inner().body[..],
+                b"after"
+            );
             // And a panic after a pending await (inside a spawned task).
             let mut request = tonic::Request::new(payload(b""));
-            request.metadata_mut().insert("x-panic", MetadataValue::from_static("1"));
-            request.metadata_mut().insert("x-sleep-ms", MetadataValue::from_static("10"));
-            assert_eq!(c.unary(request).await.unwrap_err().code(), tonic::Code::Unknown);
-            assert_eq!(&c.unary(payload(b"again")).await.unwrap().into_inner().body[..], b"again");
+            request
+                .metadata_mut()
+                .insert("x-panic", MetadataValue::from_static("1"));
+            request
+                .metadata_mut()
+                .insert("x-sleep-ms", MetadataValue::from_static("10"));
+            assert_eq!(
+                c.unary(request).await.unwrap_err().code(),
+                tonic::Code::Unknown
+            );
+            assert_eq!(
+                &c.unary(payload(b"again")).await.unwrap().into_inner().body[..],
+                b"again"
+            );
         });
         server.shutdown_and_wait();
     }

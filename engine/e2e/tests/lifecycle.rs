@@ -8,11 +8,19 @@ use ringrpc_engine_e2e::client::Payload;
 use ringrpc_engine_e2e::{client, h2_call, observed_for, runtime, start, token, BACKENDS};
 use tonic::metadata::MetadataValue;
 
-fn request(body: Bytes, token: &str, extra: &[(&'static str, &'static str)]) -> tonic::Request<Payload> {
+fn request(
+    body: Bytes,
+    token: &str,
+    extra: &[(&'static str, &'static str)],
+) -> tonic::Request<Payload> {
     let mut request = tonic::Request::new(Payload { body });
-    request.metadata_mut().insert("x-token", token.parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-token", token.parse().unwrap());
     for (k, v) in extra {
-        request.metadata_mut().insert(*k, MetadataValue::from_static(v));
+        request
+            .metadata_mut()
+            .insert(*k, MetadataValue::from_static(v));
     }
     request
 }
@@ -33,11 +41,28 @@ fn deadline_expiry_cancels_the_handler_and_answers_deadline_exceeded() {
         runtime().block_on(async {
             let t = token("deadline");
             let started = Instant::now();
-            let headers = [("grpc-timeout", "200m"), ("x-sleep-ms", "10000"), ("x-token", t.as_str())];
-            let response = h2_call(server.local_addr(), "/ringrpc.test.TestService/Unary", &headers, b"").await;
-            assert_eq!(response.grpc_status(), Some("4"), "{backend:?}: {response:?}");
+            let headers = [
+                ("grpc-timeout", "200m"),
+                ("x-sleep-ms", "10000"),
+                ("x-token", t.as_str()),
+            ];
+            let response = h2_call(
+                server.local_addr(),
+                "/ringrpc.test.TestService/Unary",
+                &headers,
+                b"",
+            )
+            .await;
+            assert_eq!(
+                response.grpc_status(),
+                Some("4"),
+                "{backend:?}: {response:?}"
+            );
             let elapsed = started.elapsed();
-            assert!(elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(5), "answered in {elapsed:?}");
+            assert!(
+                elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(5),
+                "answered in {elapsed:?}"
+            );
             eventually("handler dropped", || observed_for(&t).dropped).await;
             assert!(!observed_for(&t).completed);
         });
@@ -59,7 +84,16 @@ fn client_cancellation_is_observed_by_the_handler() {
             eventually("handler saw cancellation", || observed_for(&t).saw_cancel).await;
             eventually("handler future dropped", || observed_for(&t).dropped).await;
             // The connection is fine afterwards.
-            assert_eq!(&c.unary(Payload { body: Bytes::from_static(b"ok") }).await.unwrap().into_inner().body[..], b"ok");
+            assert_eq!(
+                &c.unary(Payload {
+                    body: Bytes::from_static(b"ok")
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .body[..],
+                b"ok"
+            );
         });
         server.shutdown_and_wait();
     }
@@ -72,8 +106,15 @@ fn four_mib_messages_both_ways() {
         runtime().block_on(async {
             let mut c = client(server.local_addr()).await;
             // 4 MiB on the wire: the protobuf body plus its 5-byte field header.
-            let body: Bytes = (0..4 * 1024 * 1024 - 5).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
-            let reply = c.unary(Payload { body: body.clone() }).await.unwrap().into_inner();
+            let body: Bytes = (0..4 * 1024 * 1024 - 5)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>()
+                .into();
+            let reply = c
+                .unary(Payload { body: body.clone() })
+                .await
+                .unwrap()
+                .into_inner();
             assert!(reply.body == body, "{backend:?}: 4 MiB echo differs");
             // One byte more than the limit is refused before it is buffered.
             let too_big: Bytes = vec![0u8; 4 * 1024 * 1024].into();
@@ -93,10 +134,13 @@ fn thousand_concurrent_calls_on_one_connection() {
         for i in 0..1000u32 {
             let mut c = c.clone();
             calls.push(tokio::spawn(async move {
-                let mut req = tonic::Request::new(Payload { body: Bytes::from(i.to_be_bytes().to_vec()) });
+                let mut req = tonic::Request::new(Payload {
+                    body: Bytes::from(i.to_be_bytes().to_vec()),
+                });
                 // Some calls wait a little so many are in flight at once.
                 if i % 2 == 0 {
-                    req.metadata_mut().insert("x-sleep-ms", MetadataValue::from_static("20"));
+                    req.metadata_mut()
+                        .insert("x-sleep-ms", MetadataValue::from_static("20"));
                 }
                 c.unary(req).await.map(|r| r.into_inner().body)
             }));
@@ -116,8 +160,21 @@ fn sixty_four_connections_spread_over_two_workers() {
         let mut workers = HashSet::new();
         for _ in 0..64 {
             let mut c = client(server.local_addr()).await;
-            let response = c.unary(Payload { body: Bytes::from_static(b"w") }).await.unwrap();
-            workers.insert(response.metadata().get("x-worker").unwrap().to_str().unwrap().to_owned());
+            let response = c
+                .unary(Payload {
+                    body: Bytes::from_static(b"w"),
+                })
+                .await
+                .unwrap();
+            workers.insert(
+                response
+                    .metadata()
+                    .get("x-worker")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         assert_eq!(workers.len(), 2, "connections landed on {workers:?}");
     });
@@ -134,8 +191,11 @@ fn graceful_shutdown_with_calls_in_flight_loses_none() {
             for i in 0..20u8 {
                 let mut c = client(addr).await;
                 calls.push(tokio::spawn(async move {
-                    let mut req = tonic::Request::new(Payload { body: Bytes::from(vec![i]) });
-                    req.metadata_mut().insert("x-sleep-ms", MetadataValue::from_static("500"));
+                    let mut req = tonic::Request::new(Payload {
+                        body: Bytes::from(vec![i]),
+                    });
+                    req.metadata_mut()
+                        .insert("x-sleep-ms", MetadataValue::from_static("500"));
                     c.unary(req).await.map(|r| r.into_inner().body)
                 }));
             }
@@ -143,13 +203,28 @@ fn graceful_shutdown_with_calls_in_flight_loses_none() {
             let started = Instant::now();
             let shutdown = std::thread::spawn(move || server.shutdown_and_wait());
             for (i, call) in calls.into_iter().enumerate() {
-                let body = call.await.unwrap().expect("in-flight call completes during drain");
+                let body = call
+                    .await
+                    .unwrap()
+                    .expect("in-flight call completes during drain");
                 assert_eq!(&body[..], &[i as u8]);
             }
-            tokio::task::spawn_blocking(move || shutdown.join().unwrap()).await.unwrap();
-            assert!(started.elapsed() < Duration::from_secs(4), "drain took {:?}", started.elapsed());
+            tokio::task::spawn_blocking(move || shutdown.join().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "drain took {:?}",
+                started.elapsed()
+            );
             // After shutdown nobody listens any more.
-            assert!(tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.is_err());
+            assert!(
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .unwrap()
+                    .connect()
+                    .await
+                    .is_err()
+            );
         });
     }
 }

@@ -15,8 +15,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flags = Flags::parse();
     let name = flags.get("--name").unwrap_or("anonymous").to_owned();
     let expect: Option<usize> = flags.get("--expect").map(str::parse).transpose()?;
-    let says: Vec<String> =
-        flags.rest.windows(2).filter(|w| w[0] == "--say").map(|w| w[1].clone()).collect();
+    let says: Vec<String> = flags
+        .rest
+        .windows(2)
+        .filter(|w| w[0] == "--say")
+        .map(|w| w[1].clone())
+        .collect();
 
     let (tx, rx) = mpsc::channel::<ChatMessage>(16);
     let outgoing = ReceiverStream(rx);
@@ -25,13 +29,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if says.is_empty() {
             let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if tx.send(ChatMessage { from: name.clone(), text: line }).await.is_err() {
+                if tx
+                    .send(ChatMessage {
+                        from: name.clone(),
+                        text: line,
+                    })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
         } else {
             for text in says {
-                let _ = tx.send(ChatMessage { from: name.clone(), text }).await;
+                let _ = tx
+                    .send(ChatMessage {
+                        from: name.clone(),
+                        text,
+                    })
+                    .await;
             }
             // Keep the request stream open so replies keep coming.
             std::future::pending::<()>().await;
@@ -55,7 +71,10 @@ struct ReceiverStream(mpsc::Receiver<ChatMessage>);
 impl futures_core::Stream for ReceiverStream {
     type Item = ChatMessage;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<ChatMessage>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ChatMessage>> {
         self.0.poll_recv(cx)
     }
 }

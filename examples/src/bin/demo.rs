@@ -16,9 +16,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .config(flags.engine_config())
         .add_service(|| RouteGuideServer::new(RouteGuideService::new()))
         .serve(flags.addr())?;
-    println!("ringrpc route_guide listening on {} ({:?} backend)", server.local_addr(), server.backend());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(ringrpc_examples::route_guide_client::exercise(server.local_addr()))?;
+    println!(
+        "ringrpc route_guide listening on {} ({:?} backend)",
+        server.local_addr(),
+        server.backend()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(ringrpc_examples::route_guide_client::exercise(
+        server.local_addr(),
+    ))?;
     server.shutdown_and_wait();
     println!("done: all four RPC kinds answered");
     Ok(())

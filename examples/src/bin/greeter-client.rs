@@ -13,7 +13,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = flags.get("--count").map_or(Ok(1), str::parse)?;
     let mut client = GreeterClient::connect(format!("http://{}", flags.addr())).await?;
     for _ in 0..count {
-        let reply = client.say_hello(HelloRequest { name: name.clone() }).await?;
+        let reply = client
+            .say_hello(HelloRequest { name: name.clone() })
+            .await?;
         println!("{}", reply.into_inner().message);
     }
     Ok(())

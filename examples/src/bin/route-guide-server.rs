@@ -10,5 +10,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::io::Result<()> {
     let flags = Flags::parse();
-    serve_until_signal(Server::builder().add_service(|| RouteGuideServer::new(RouteGuideService::new())), &flags)
+    serve_until_signal(
+        Server::builder().add_service(|| RouteGuideServer::new(RouteGuideService::new())),
+        &flags,
+    )
 }

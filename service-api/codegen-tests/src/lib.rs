@@ -101,9 +101,14 @@ impl helloworld::greeter_server::Greeter for Greeter {
     ) -> Result<Response<helloworld::HelloReply>, Status> {
         let id = request.metadata().get("x-request-id").map(str::to_owned);
         let name = request.into_inner().name;
-        let mut response = Response::new(helloworld::HelloReply { message: format!("Hello, {name}!") });
+        let mut response = Response::new(helloworld::HelloReply {
+            message: format!("Hello, {name}!"),
+        });
         if let Some(id) = id {
-            response.metadata_mut().insert("x-request-id", id).map_err(|e| Status::internal(e.to_string()))?;
+            response
+                .metadata_mut()
+                .insert("x-request-id", id)
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
         response
             .trailers_mut()
@@ -118,14 +123,24 @@ impl helloworld::greeter_server::Greeter for Greeter {
 pub struct Converter;
 
 impl pkg_b::converter_server::Converter for Converter {
-    async fn convert(&self, request: Request<pkg_a::Item>) -> Result<Response<pkg_b::Item>, Status> {
+    async fn convert(
+        &self,
+        request: Request<pkg_a::Item>,
+    ) -> Result<Response<pkg_b::Item>, Status> {
         let name = request.into_inner().name;
-        let length = u32::try_from(name.len()).map_err(|_| Status::invalid_argument("name too long"))?;
-        Ok(Response::new(pkg_b::Item { label: name, length }))
+        let length =
+            u32::try_from(name.len()).map_err(|_| Status::invalid_argument("name too long"))?;
+        Ok(Response::new(pkg_b::Item {
+            label: name,
+            length,
+        }))
     }
 
     async fn back(&self, request: Request<pkg_b::Item>) -> Result<Response<pkg_a::Item>, Status> {
-        Ok(Response::new(pkg_a::Item { name: request.into_inner().label, tag: Vec::new() }))
+        Ok(Response::new(pkg_a::Item {
+            name: request.into_inner().label,
+            tag: Vec::new(),
+        }))
     }
 }
 
@@ -139,7 +154,10 @@ pub struct Calculator {
 impl Calculator {
     /// A calculator whose `Lookup` knows `entries`.
     pub fn with_table(entries: impl IntoIterator<Item = (i64, i64)>) -> Calculator {
-        Calculator { table: Rc::new(RefCell::new(entries.into_iter().collect())), calls: Rc::default() }
+        Calculator {
+            table: Rc::new(RefCell::new(entries.into_iter().collect())),
+            calls: Rc::default(),
+        }
     }
 
     /// How many times a handler ran.
@@ -158,14 +176,22 @@ fn number(value: i64) -> kinds::Number {
         -1 => kinds::Sign::Negative,
         _ => kinds::Sign::Unspecified,
     };
-    kinds::Number { value, sign: sign.into() }
+    kinds::Number {
+        value,
+        sign: sign.into(),
+    }
 }
 
 impl kinds::calculator_server::Calculator for Calculator {
-    async fn double(&self, request: Request<kinds::Number>) -> Result<Response<kinds::Number>, Status> {
+    async fn double(
+        &self,
+        request: Request<kinds::Number>,
+    ) -> Result<Response<kinds::Number>, Status> {
         self.count();
         let value = request.into_inner().value;
-        let doubled = value.checked_mul(2).ok_or_else(|| Status::out_of_range("overflow"))?;
+        let doubled = value
+            .checked_mul(2)
+            .ok_or_else(|| Status::out_of_range("overflow"))?;
         Ok(Response::new(number(doubled)))
     }
 
@@ -183,17 +209,24 @@ impl kinds::calculator_server::Calculator for Calculator {
             responses.send(number(i)).await?;
         }
         let mut trailers = Metadata::new();
-        trailers.insert("x-sent", n.to_string()).map_err(|e| Status::internal(e.to_string()))?;
+        trailers
+            .insert("x-sent", n.to_string())
+            .map_err(|e| Status::internal(e.to_string()))?;
         responses.set_trailers(trailers);
         Ok(())
     }
 
-    async fn sum(&self, request: Request<Streaming<kinds::Number>>) -> Result<Response<kinds::Number>, Status> {
+    async fn sum(
+        &self,
+        request: Request<Streaming<kinds::Number>>,
+    ) -> Result<Response<kinds::Number>, Status> {
         self.count();
         let mut stream = request.into_inner();
         let mut total = 0i64;
         while let Some(n) = stream.message().await? {
-            total = total.checked_add(n.value).ok_or_else(|| Status::out_of_range("overflow"))?;
+            total = total
+                .checked_add(n.value)
+                .ok_or_else(|| Status::out_of_range("overflow"))?;
         }
         Ok(Response::new(number(total)))
     }
@@ -211,7 +244,10 @@ impl kinds::calculator_server::Calculator for Calculator {
         Ok(())
     }
 
-    async fn lookup(&self, request: Request<kinds::Number>) -> Result<Response<kinds::Number>, Status> {
+    async fn lookup(
+        &self,
+        request: Request<kinds::Number>,
+    ) -> Result<Response<kinds::Number>, Status> {
         self.count();
         let key = request.into_inner().value;
         let value = self.table.borrow().get(&key).copied();
@@ -221,9 +257,14 @@ impl kinds::calculator_server::Calculator for Calculator {
         }
     }
 
-    async fn annotate(&self, request: Request<kinds::number::Note>) -> Result<Response<kinds::number::Note>, Status> {
+    async fn annotate(
+        &self,
+        request: Request<kinds::number::Note>,
+    ) -> Result<Response<kinds::number::Note>, Status> {
         self.count();
-        Ok(Response::new(kinds::number::Note { text: request.into_inner().text.to_uppercase() }))
+        Ok(Response::new(kinds::number::Note {
+            text: request.into_inner().text.to_uppercase(),
+        }))
     }
 }
 
@@ -239,39 +280,65 @@ impl kinds::idle_server::Idle for Idle {}
 pub struct Keywords;
 
 fn thing(kind: &str) -> Result<Response<keywords::Thing>, Status> {
-    Ok(Response::new(keywords::Thing { kind: kind.to_owned() }))
+    Ok(Response::new(keywords::Thing {
+        kind: kind.to_owned(),
+    }))
 }
 
 impl keywords::async_server::Async for Keywords {
-    async fn r#type(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn r#type(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Type")
     }
 
-    async fn r#match(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn r#match(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Match")
     }
 
-    async fn self_(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn self_(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Self")
     }
 
-    async fn r#async(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn r#async(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Async")
     }
 
-    async fn r#loop(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn r#loop(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Loop")
     }
 
-    async fn super_(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn super_(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Super")
     }
 
-    async fn crate_(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn crate_(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Crate")
     }
 
-    async fn clone(&self, _: Request<keywords::Thing>) -> Result<Response<keywords::Thing>, Status> {
+    async fn clone(
+        &self,
+        _: Request<keywords::Thing>,
+    ) -> Result<Response<keywords::Thing>, Status> {
         thing("Clone")
     }
 }
@@ -281,8 +348,13 @@ impl keywords::async_server::Async for Keywords {
 pub struct Bare;
 
 impl nopackage::bare_server::Bare for Bare {
-    async fn ping(&self, request: Request<nopackage::Ping>) -> Result<Response<nopackage::Pong>, Status> {
-        Ok(Response::new(nopackage::Pong { seq: request.into_inner().seq.wrapping_add(1) }))
+    async fn ping(
+        &self,
+        request: Request<nopackage::Ping>,
+    ) -> Result<Response<nopackage::Pong>, Status> {
+        Ok(Response::new(nopackage::Pong {
+            seq: request.into_inner().seq.wrapping_add(1),
+        }))
     }
 }
 
@@ -328,15 +400,28 @@ impl wkt::empty_io::pinger_server::Pinger for Pinger {
 pub struct Collide;
 
 impl collide::box_server::Box for Collide {
-    async fn get(&self, request: Request<collide::Get>) -> Result<Response<collide::Status>, Status> {
-        Ok(Response::new(collide::Status { state: request.into_inner().key }))
+    async fn get(
+        &self,
+        request: Request<collide::Get>,
+    ) -> Result<Response<collide::Status>, Status> {
+        Ok(Response::new(collide::Status {
+            state: request.into_inner().key,
+        }))
     }
 
-    async fn status(&self, request: Request<collide::Status>) -> Result<Response<collide::Result>, Status> {
-        Ok(Response::new(collide::Result { ok: request.into_inner().state == "up" }))
+    async fn status(
+        &self,
+        request: Request<collide::Status>,
+    ) -> Result<Response<collide::Result>, Status> {
+        Ok(Response::new(collide::Result {
+            ok: request.into_inner().state == "up",
+        }))
     }
 
-    async fn option(&self, request: Request<collide::Option>) -> Result<Response<collide::Option>, Status> {
+    async fn option(
+        &self,
+        request: Request<collide::Option>,
+    ) -> Result<Response<collide::Option>, Status> {
         Ok(Response::new(request.into_inner()))
     }
 }
@@ -356,7 +441,10 @@ impl blobs::blob_store_server::BlobStore for BlobStore {
 pub struct Relay;
 
 impl ext_user::relay_server::Relay for Relay {
-    async fn forward(&self, request: Request<pkg_a::Item>) -> Result<Response<pkg_a::Item>, Status> {
+    async fn forward(
+        &self,
+        request: Request<pkg_a::Item>,
+    ) -> Result<Response<pkg_a::Item>, Status> {
         Ok(Response::new(request.into_inner()))
     }
 }
@@ -366,7 +454,9 @@ pub fn services() -> Vec<Box<dyn Service>> {
     vec![
         Box::new(helloworld::greeter_server::GreeterServer::new(Greeter)),
         Box::new(pkg_b::converter_server::ConverterServer::new(Converter)),
-        Box::new(kinds::calculator_server::CalculatorServer::new(Calculator::default())),
+        Box::new(kinds::calculator_server::CalculatorServer::new(
+            Calculator::default(),
+        )),
         Box::new(kinds::idle_server::IdleServer::new(Idle)),
         Box::new(keywords::async_server::AsyncServer::new(Keywords)),
         Box::new(nopackage::bare_server::BareServer::new(Bare)),

@@ -21,7 +21,10 @@ impl BlobStore for Keeper {
     async fn put(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let blob = request.into_inner();
         self.kept.borrow_mut().push(blob.clone());
-        Ok(Response::new(Blob { name: blob.name, ..Blob::default() }))
+        Ok(Response::new(Blob {
+            name: blob.name,
+            ..Blob::default()
+        }))
     }
 }
 
@@ -34,7 +37,10 @@ fn within(part: &[u8], whole: &[u8]) -> bool {
 fn bytes_fields_point_into_the_request_buffer() {
     let blob = Blob {
         data: Bytes::from(vec![7u8; 4096]),
-        chunks: vec![Bytes::from_static(b"first chunk"), Bytes::from_static(b"second")],
+        chunks: vec![
+            Bytes::from_static(b"first chunk"),
+            Bytes::from_static(b"second"),
+        ],
         name: "b".into(),
     };
     let request = encode(&blob);
@@ -55,7 +61,11 @@ fn bytes_fields_point_into_the_request_buffer() {
 
 #[test]
 fn the_generated_echo_returns_the_same_bytes() {
-    let blob = Blob { data: Bytes::from_static(&[0, 1, 2, 255]), chunks: vec![Bytes::new()], name: String::new() };
+    let blob = Blob {
+        data: Bytes::from_static(&[0, 1, 2, 255]),
+        chunks: vec![Bytes::new()],
+        name: String::new(),
+    };
     let server = BlobStoreServer::new(ringrpc_codegen_tests::BlobStore);
     let outcome = run(&server, "Put", vec![encode(&blob)]);
     assert_eq!(outcome.single::<Blob>(), blob);

@@ -11,7 +11,8 @@ use ringrpc_service_api::{Call, CallHead};
 use support::FakeIo;
 
 fn descriptors() -> FileDescriptorSet {
-    FileDescriptorSet::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"))[..]).unwrap()
+    FileDescriptorSet::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"))[..])
+        .unwrap()
 }
 
 /// Service full name → method names, from the descriptor set.
@@ -23,7 +24,10 @@ fn described_services() -> BTreeMap<String, Vec<String>> {
                 "" => service.name().to_owned(),
                 package => format!("{package}.{}", service.name()),
             };
-            found.insert(name, service.method.iter().map(|m| m.name().to_owned()).collect());
+            found.insert(
+                name,
+                service.method.iter().map(|m| m.name().to_owned()).collect(),
+            );
         }
     }
     found
@@ -63,7 +67,10 @@ fn holds_imports_and_comments() {
         .iter()
         .filter_map(|l| l.leading_comments.as_deref())
         .collect();
-    assert!(comments.iter().any(|c| c.contains("All four kinds")), "{comments:?}");
+    assert!(
+        comments.iter().any(|c| c.contains("All four kinds")),
+        "{comments:?}"
+    );
 }
 
 #[test]
@@ -72,21 +79,42 @@ fn every_described_method_routes_and_matches_the_kind() {
     for service in services() {
         let Some(methods) = described.get(service.name()) else {
             // Compiled in another run, without this descriptor set.
-            assert!(["helloworld.Greeter", "ext_user.Relay"].contains(&service.name()), "{}", service.name());
+            assert!(
+                ["helloworld.Greeter", "ext_user.Relay"].contains(&service.name()),
+                "{}",
+                service.name()
+            );
             continue;
         };
         for method in methods {
             let call = Call::new(FakeIo::new([]), CallHead::default());
-            assert!(service.call(method.as_bytes(), call).is_some(), "{}/{method}", service.name());
+            assert!(
+                service.call(method.as_bytes(), call).is_some(),
+                "{}/{method}",
+                service.name()
+            );
         }
     }
 
     let set = descriptors();
-    let calculator = set.file.iter().flat_map(|f| &f.service).find(|s| s.name() == "Calculator").unwrap();
-    let kinds: Vec<(&str, bool, bool)> =
-        calculator.method.iter().map(|m| (m.name(), m.client_streaming(), m.server_streaming())).collect();
+    let calculator = set
+        .file
+        .iter()
+        .flat_map(|f| &f.service)
+        .find(|s| s.name() == "Calculator")
+        .unwrap();
+    let kinds: Vec<(&str, bool, bool)> = calculator
+        .method
+        .iter()
+        .map(|m| (m.name(), m.client_streaming(), m.server_streaming()))
+        .collect();
     assert_eq!(
         &kinds[..4],
-        [("Double", false, false), ("CountTo", false, true), ("Sum", true, false), ("Echo", true, true)]
+        [
+            ("Double", false, false),
+            ("CountTo", false, true),
+            ("Sum", true, false),
+            ("Echo", true, true)
+        ]
     );
 }

@@ -35,7 +35,10 @@ fn names_are_package_dot_service() {
 
 #[test]
 fn service_name_constants_match_the_routers() {
-    assert_eq!(helloworld::greeter_server::SERVICE_NAME, "helloworld.Greeter");
+    assert_eq!(
+        helloworld::greeter_server::SERVICE_NAME,
+        "helloworld.Greeter"
+    );
     assert_eq!(nopackage::bare_server::SERVICE_NAME, "Bare");
     assert_eq!(keywords::async_server::SERVICE_NAME, "keywords.Async");
     let greeter = helloworld::greeter_server::GreeterServer::new(Greeter);
@@ -47,7 +50,14 @@ fn unknown_methods_are_none() {
     let greeter = helloworld::greeter_server::GreeterServer::new(Greeter);
     assert!(probe(&greeter, "SayHello"));
     // Method names are matched exactly, as they appear in the proto.
-    for method in ["", "sayHello", "say_hello", "SayHello ", "SayHelloX", "helloworld.Greeter/SayHello"] {
+    for method in [
+        "",
+        "sayHello",
+        "say_hello",
+        "SayHello ",
+        "SayHelloX",
+        "helloworld.Greeter/SayHello",
+    ] {
         assert!(!probe(&greeter, method), "{method:?} should not route");
     }
     let keywords = keywords::async_server::AsyncServer::new(Keywords);

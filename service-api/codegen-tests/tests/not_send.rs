@@ -16,7 +16,10 @@ struct Recorder {
 }
 
 impl Greeter for Recorder {
-    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
         let name = request.into_inner().name;
         // A borrow held across an await point would be legal too; the future is
         // never sent to another thread.
@@ -26,7 +29,9 @@ impl Greeter for Recorder {
             seen.len()
         };
         std::future::ready(()).await;
-        Ok(Response::new(HelloReply { message: format!("{name} #{count}") }))
+        Ok(Response::new(HelloReply {
+            message: format!("{name} #{count}"),
+        }))
     }
 }
 
@@ -45,8 +50,16 @@ fn handler_and_router_are_not_send_and_still_serve() {
 
     let seen = Rc::new(RefCell::new(Vec::new()));
     let server = GreeterServer::new(Recorder { seen: seen.clone() });
-    let first = run(&server, "SayHello", vec![encode(&HelloRequest { name: "ada".into() })]);
-    let second = run(&server.clone(), "SayHello", vec![encode(&HelloRequest { name: "bob".into() })]);
+    let first = run(
+        &server,
+        "SayHello",
+        vec![encode(&HelloRequest { name: "ada".into() })],
+    );
+    let second = run(
+        &server.clone(),
+        "SayHello",
+        vec![encode(&HelloRequest { name: "bob".into() })],
+    );
 
     assert_eq!(first.single::<HelloReply>().message, "ada #1");
     assert_eq!(second.single::<HelloReply>().message, "bob #2");
@@ -55,8 +68,14 @@ fn handler_and_router_are_not_send_and_still_serve() {
 
 #[test]
 fn from_rc_shares_the_handler_with_other_code() {
-    let recorder = Rc::new(Recorder { seen: Rc::default() });
+    let recorder = Rc::new(Recorder {
+        seen: Rc::default(),
+    });
     let server = GreeterServer::from_rc(recorder.clone());
-    run(&server, "SayHello", vec![encode(&HelloRequest { name: "eve".into() })]);
+    run(
+        &server,
+        "SayHello",
+        vec![encode(&HelloRequest { name: "eve".into() })],
+    );
     assert_eq!(*recorder.seen.borrow(), ["eve"]);
 }

@@ -25,7 +25,10 @@ fn server_streaming_sends_n_messages_then_ok() {
     let messages = outcome.decode::<Number>();
     assert!(messages.iter().all(|n| n.sign() == Sign::Positive));
     assert_eq!(values(messages), [1, 2, 3, 4, 5]);
-    assert_eq!(outcome.trailers.as_ref().and_then(|t| t.get("x-sent")), Some("5"));
+    assert_eq!(
+        outcome.trailers.as_ref().and_then(|t| t.get("x-sent")),
+        Some("5")
+    );
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn server_streaming_needs_exactly_one_request() {
     let calculator = Calculator::default();
     let server = CalculatorServer::new(calculator.clone());
     assert_eq!(run(&server, "CountTo", vec![]).code(), Code::Unimplemented);
-    assert_eq!(run(&server, "CountTo", vec![num(1), num(2)]).code(), Code::Unimplemented);
+    assert_eq!(
+        run(&server, "CountTo", vec![num(1), num(2)]).code(),
+        Code::Unimplemented
+    );
     assert_eq!(calculator.calls(), 0);
 }
 
@@ -72,7 +78,11 @@ fn client_streaming_with_no_messages() {
 #[test]
 fn client_streaming_undecodable_message_is_internal() {
     let server = CalculatorServer::new(Calculator::default());
-    let outcome = run(&server, "Sum", vec![num(1), Bytes::from_static(&[0x0f]), num(2)]);
+    let outcome = run(
+        &server,
+        "Sum",
+        vec![num(1), Bytes::from_static(&[0x0f]), num(2)],
+    );
     assert_eq!(outcome.code(), Code::Internal);
     assert!(outcome.messages.is_empty());
 }
@@ -80,7 +90,11 @@ fn client_streaming_undecodable_message_is_internal() {
 #[test]
 fn bidi_echoes_in_order() {
     let server = CalculatorServer::new(Calculator::default());
-    let outcome = run(&server, "Echo", vec![num(3), num(-7), num(0), num(i64::MAX)]);
+    let outcome = run(
+        &server,
+        "Echo",
+        vec![num(3), num(-7), num(0), num(i64::MAX)],
+    );
     assert_eq!(outcome.code(), Code::Ok);
     assert_eq!(values(outcome.decode()), [3, -7, 0, i64::MAX]);
 }
@@ -88,7 +102,11 @@ fn bidi_echoes_in_order() {
 #[test]
 fn bidi_undecodable_message_ends_the_call_after_the_echoes_so_far() {
     let server = CalculatorServer::new(Calculator::default());
-    let outcome = run(&server, "Echo", vec![num(1), num(2), Bytes::from_static(&[0x0a, 0x05]), num(3)]);
+    let outcome = run(
+        &server,
+        "Echo",
+        vec![num(1), num(2), Bytes::from_static(&[0x0a, 0x05]), num(3)],
+    );
     assert_eq!(outcome.code(), Code::Internal);
     assert_eq!(values(outcome.decode()), [1, 2]);
 }

@@ -27,7 +27,10 @@ pub struct FakeIo {
 
 impl FakeIo {
     pub fn new(requests: impl IntoIterator<Item = Bytes>) -> Rc<FakeIo> {
-        Rc::new(FakeIo { requests: RefCell::new(requests.into_iter().collect()), ..FakeIo::default() })
+        Rc::new(FakeIo {
+            requests: RefCell::new(requests.into_iter().collect()),
+            ..FakeIo::default()
+        })
     }
 
     fn assert_open(&self) {
@@ -48,17 +51,35 @@ impl CallIo for FakeIo {
 
     fn send_headers(&self, metadata: Metadata) -> Result<(), Status> {
         self.assert_open();
-        assert!(self.messages.borrow().is_empty(), "headers after the first message");
+        assert!(
+            self.messages.borrow().is_empty(),
+            "headers after the first message"
+        );
         assert!(self.headers.borrow().is_none(), "headers sent twice");
         *self.headers.borrow_mut() = Some(metadata);
         Ok(())
     }
 
-    fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut)) -> Result<(), Status> {
+    fn flush_headers(&self) {
+        self.assert_open();
+        if self.headers.borrow().is_none() && self.messages.borrow().is_empty() {
+            *self.headers.borrow_mut() = Some(Metadata::new());
+        }
+    }
+
+    fn send_message(
+        &self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Result<(), Status> {
         self.assert_open();
         let mut buf = BytesMut::with_capacity(len);
         encode(&mut buf);
-        assert_eq!(buf.len(), len, "encoded length differs from the announced one");
+        assert_eq!(
+            buf.len(),
+            len,
+            "encoded length differs from the announced one"
+        );
         self.messages.borrow_mut().push(buf.freeze());
         Ok(())
     }
@@ -112,7 +133,10 @@ impl Outcome {
 
     /// The response messages, decoded as `T`.
     pub fn decode<T: Message + Default>(&self) -> Vec<T> {
-        self.messages.iter().map(|m| T::decode(m.clone()).expect("response decodes")).collect()
+        self.messages
+            .iter()
+            .map(|m| T::decode(m.clone()).expect("response decodes"))
+            .collect()
     }
 
     /// The only response message, decoded as `T`; the call must have succeeded.
@@ -133,13 +157,26 @@ pub fn run(service: &dyn Service, method: &str, requests: Vec<Bytes>) -> Outcome
     run_with_head(service, method, CallHead::default(), requests)
 }
 
-pub fn run_with_head(service: &dyn Service, method: &str, head: CallHead, requests: Vec<Bytes>) -> Outcome {
+pub fn run_with_head(
+    service: &dyn Service,
+    method: &str,
+    head: CallHead,
+    requests: Vec<Bytes>,
+) -> Outcome {
     let io = FakeIo::new(requests);
     let call = Call::new(io.clone(), head);
-    let future = service.call(method.as_bytes(), call).unwrap_or_else(|| panic!("no method {method}"));
+    let future = service
+        .call(method.as_bytes(), call)
+        .unwrap_or_else(|| panic!("no method {method}"));
     futures_executor::block_on(future);
     assert_eq!(io.finishes.get(), 1, "call ended without finish");
     let result = io.finished.borrow_mut().take().expect("finish recorded");
     let unread = io.requests.borrow().len();
-    Outcome { headers: io.headers.take(), messages: io.messages.take(), trailers: io.trailers.take(), result, unread }
+    Outcome {
+        headers: io.headers.take(),
+        messages: io.messages.take(),
+        trailers: io.trailers.take(),
+        result,
+        unread,
+    }
 }
