@@ -980,9 +980,6 @@ async fn unknown_content_type_is_415_without_body() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "codec bug: DATA on a stream the codec answered itself (HTTP 415, or a gRPC status \
-            such as for a malformed grpc-timeout) becomes Event::Message for a stream never \
-            announced by Event::Request"]
 async fn rejected_requests_with_a_body_reach_no_handler() {
     run(async {
         let mut h = connect_default().await;

@@ -184,7 +184,7 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
         let Some(event) = event else { break };
         match event {
             Event::Request { id, head } => {
-                if let Some(call) = start_call(shared, id, *head) {
+                if let Some(call) = start_call(shared, id, head) {
                     started.push(call);
                 }
             }

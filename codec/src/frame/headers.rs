@@ -17,19 +17,20 @@ pub struct PrioritySpec {
 
 impl PrioritySpec {
     /// Parses the five bytes of a priority block.
-    pub(super) fn parse(stream_id: StreamId, src: &[u8; 5]) -> Result<PrioritySpec, Error> {
+    pub(super) fn parse(src: &[u8; 5]) -> PrioritySpec {
         let raw = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
-        let spec = PrioritySpec {
+        PrioritySpec {
             dependency: StreamId::from_wire(raw),
             exclusive: raw & 0x8000_0000 != 0,
             weight: src[4],
-        };
-        // "A stream cannot depend on itself. An endpoint MUST treat this as a stream
-        // error of type PROTOCOL_ERROR." (§5.3.1 of RFC 7540, kept by RFC 9113 §6.2/6.3.)
-        if spec.dependency == stream_id {
-            return Err(Error::stream(stream_id, Reason::PROTOCOL_ERROR));
         }
-        Ok(spec)
+    }
+
+    /// "A stream cannot depend on itself. An endpoint MUST treat this as a stream
+    /// error of type PROTOCOL_ERROR." (RFC 7540 §5.3.1.) For HEADERS the server
+    /// checks this only after decoding the field block, which HPACK requires.
+    pub fn depends_on_itself(&self, stream_id: StreamId) -> bool {
+        self.dependency == stream_id
     }
 }
 
@@ -59,7 +60,7 @@ impl Headers {
                     "HEADERS too short for priority",
                 ));
             };
-            let spec = PrioritySpec::parse(head.stream_id, block.try_into().expect("five bytes"))?;
+            let spec = PrioritySpec::parse(block.try_into().expect("five bytes"));
             fragment.advance(5);
             Some(spec)
         } else {
@@ -162,10 +163,13 @@ mod tests {
     }
 
     #[test]
-    fn stream_depending_on_itself_is_stream_error() {
-        let payload = Bytes::from_static(b"\x00\x00\x00\x05\x0f");
-        let err = Frame::parse(head(5, flags::PRIORITY, 5), payload).unwrap_err();
-        assert_eq!(err, Error::stream(StreamId(5), Reason::PROTOCOL_ERROR));
+    fn self_dependency_is_left_to_the_server_so_the_block_still_gets_decoded() {
+        let payload = Bytes::from_static(b"\x00\x00\x00\x05\x0f\x82");
+        let Frame::Headers(h) = Frame::parse(head(6, flags::PRIORITY, 5), payload).unwrap() else {
+            panic!()
+        };
+        assert!(h.priority.unwrap().depends_on_itself(StreamId(5)));
+        assert_eq!(&h.fragment[..], b"\x82");
     }
 
     #[test]

@@ -21,9 +21,13 @@ impl Priority {
         let block = payload
             .try_into()
             .map_err(|_| Error::stream(head.stream_id, Reason::FRAME_SIZE_ERROR))?;
+        let spec = PrioritySpec::parse(block);
+        if spec.depends_on_itself(head.stream_id) {
+            return Err(Error::stream(head.stream_id, Reason::PROTOCOL_ERROR));
+        }
         Ok(Priority {
             stream_id: head.stream_id,
-            spec: PrioritySpec::parse(head.stream_id, block)?,
+            spec,
         })
     }
 }

@@ -63,7 +63,7 @@ pub enum Event {
         /// The stream carrying the call.
         id: StreamId,
         /// Path, deadline and metadata.
-        head: Box<RequestHead>,
+        head: RequestHead,
     },
     /// A complete request message. Its `data.len() + 5` bytes of flow-control credit
     /// come back when the engine calls [`Connection::release_capacity`].
@@ -187,6 +187,8 @@ const DRAIN_PING: [u8; 8] = *b"ringdrn\0";
 struct PartialBlock {
     stream_id: StreamId,
     end_stream: bool,
+    /// The HEADERS frame's priority named its own stream (reset after decoding).
+    self_dependent: bool,
     fragments: BytesMut,
     continuations: u32,
 }
@@ -416,6 +418,11 @@ impl Connection {
     fn handle_error(&mut self, error: Error) {
         match error {
             Error::Connection { .. } => self.connection_error(error),
+            // RST_STREAM may not be sent on an idle stream (§6.4), so an error
+            // about one (a bad WINDOW_UPDATE or PRIORITY) ends the connection.
+            Error::Stream { id, .. } if id > self.max_client_id => self.connection_error(
+                Error::connection(Reason::PROTOCOL_ERROR, "stream error on an idle stream"),
+            ),
             Error::Stream { id, reason } => self.stream_error(id, reason),
         }
     }
@@ -496,8 +503,9 @@ impl Connection {
         if headers.fragment.is_empty() && !headers.end_headers {
             self.count_empty_frame()?;
         }
+        let self_dependent = headers.priority.is_some_and(|p| p.depends_on_itself(id));
         if headers.end_headers {
-            self.header_block(id, headers.fragment, headers.end_stream)
+            self.header_block(id, headers.fragment, headers.end_stream, self_dependent)
         } else {
             let mut fragments = std::mem::take(&mut self.scratch);
             fragments.clear();
@@ -505,6 +513,7 @@ impl Connection {
             self.partial = Some(PartialBlock {
                 stream_id: id,
                 end_stream: headers.end_stream,
+                self_dependent,
                 fragments,
                 continuations: 0,
             });
@@ -538,12 +547,23 @@ impl Connection {
         let mut fragments = partial.fragments;
         let block = fragments.split().freeze();
         self.scratch = fragments;
-        self.header_block(partial.stream_id, block, partial.end_stream)
+        self.header_block(
+            partial.stream_id,
+            block,
+            partial.end_stream,
+            partial.self_dependent,
+        )
     }
 
     /// Classifies a complete header block by the state of its stream (§5.1), then
     /// decodes it: every block is decoded, even one we reject, to keep HPACK in sync.
-    fn header_block(&mut self, id: StreamId, block: Bytes, end_stream: bool) -> Result<(), Error> {
+    fn header_block(
+        &mut self,
+        id: StreamId,
+        block: Bytes,
+        end_stream: bool,
+        self_dependent: bool,
+    ) -> Result<(), Error> {
         let target = if let Some(key) = self.streams.find(id) {
             let stream = self.streams.get(key);
             if stream.reset || stream.recv_closed {
@@ -589,6 +609,14 @@ impl Connection {
             } else {
                 BlockTarget::Open
             }
+        };
+        let target = match target {
+            // A stream depending on itself is a stream error (RFC 7540 §5.3.1); the
+            // block is still decoded first so HPACK stays in sync.
+            BlockTarget::Open | BlockTarget::Trailers(_) if self_dependent => {
+                BlockTarget::Discard(Some(Reason::PROTOCOL_ERROR))
+            }
+            target => target,
         };
         match target {
             BlockTarget::Open => self.open_stream(id, block, end_stream),
@@ -662,10 +690,7 @@ impl Connection {
             Verdict::Accept => {
                 stream.handler_active = true;
                 stream.served = true;
-                self.events.push_back(Event::Request {
-                    id,
-                    head: Box::new(head),
-                });
+                self.events.push_back(Event::Request { id, head });
                 if end_stream {
                     self.events.push_back(Event::EndOfStream { id });
                 }
