@@ -1009,7 +1009,7 @@ fn output_bound(fed: usize, unsent_messages: usize) -> usize {
 /// a SETTINGS ACK; the next byte picks the config), a four-byte seed for chunk sizes
 /// and engine choices, then the bytes.
 pub fn connection_bytes(data: &[u8]) {
-    connection_bytes_with(data, Strict::default());
+    connection_bytes_with(data, Strict::ALL);
 }
 
 pub fn connection_bytes_with(data: &[u8], strict: Strict) {
@@ -1667,10 +1667,10 @@ pub fn ops_input(config: u8, ops: &[Op]) -> Vec<u8> {
     w.0
 }
 
-/// Checks of properties the codec does not meet yet. The fuzz targets and the
-/// regression sweeps leave them off so that fuzzing goes on past a known bug to find
-/// the next one; the ignored tests in `tests/fuzz_regressions.rs` turn each on with
-/// the input that shows it, and it becomes a default once fixed.
+/// Checks that can be switched off one by one (`FUZZ_STRICT`), so that fuzzing can
+/// go on past a known bug to find the next one while it is being fixed. All are on
+/// by default ([`Strict::ALL`]): the bugs that first showed them are fixed, and the
+/// regression tests in `tests/fuzz_regressions.rs` replay their inputs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Strict {
     /// A later GOAWAY never names a higher last stream id (RFC 9113 §6.8).
@@ -1691,6 +1691,16 @@ pub struct Strict {
 }
 
 impl Strict {
+    /// Every check on: the bugs these guarded against are fixed, so the fuzz
+    /// targets and the regression tests run with all of them.
+    pub const ALL: Strict = Strict {
+        goaway_never_increases: true,
+        reset_reported_once: true,
+        nothing_after_early_reset: true,
+        metadata_checked_by_codec: true,
+        status_message_spaces_encoded: true,
+    };
+
     /// Turns on the checks named in a comma-separated list, or all of them for "all";
     /// the fuzz targets read the list from `FUZZ_STRICT`.
     pub fn parse(names: &str) -> Strict {
@@ -1731,7 +1741,7 @@ const MAX_OPS: usize = 2000;
 ///
 /// Input: a config choice byte (see [`fuzz_config`]), then operations ([`Op::read`]).
 pub fn connection_ops(data: &[u8]) {
-    connection_ops_with(data, Strict::default());
+    connection_ops_with(data, Strict::ALL);
 }
 
 pub fn connection_ops_with(data: &[u8], strict: Strict) {

@@ -115,7 +115,7 @@ fn constructed_regression_files_match_their_definitions() {
 /// opens stream 3 (ignored, as it should be), and a connection error then sends
 /// GOAWAY with last stream id 3.
 #[test]
-#[ignore = "open bug: server/mod.rs connection_error names max_client_id in GOAWAY, above the go_away_last_id already announced"]
+
 fn goaway_last_stream_id_never_increases() {
     let strict = harness::Strict::parse("goaway_never_increases");
     harness::connection_ops_with(
@@ -130,7 +130,7 @@ fn goaway_last_stream_id_never_increases() {
 /// another (PROTOCOL_ERROR): each goes through `stream_error` to `close_stream`,
 /// which pushes `Event::Reset` again for a stream already reset.
 #[test]
-#[ignore = "open bug: server/mod.rs stream_error closes and reports a stream that is already reset"]
+
 fn reset_is_reported_once() {
     harness::connection_ops_with(
         &regression("connection_ops", "reset_event_twice"),
@@ -143,7 +143,7 @@ fn reset_is_reported_once() {
 /// RST_STREAM(1, PROTOCOL_ERROR); the client then opens stream 1 and the server
 /// serves it, after the client was told it was reset.
 #[test]
-#[ignore = "open bug: server/mod.rs stream_error sends RST_STREAM on an idle stream and leaves it idle"]
+
 fn nothing_follows_a_reset_of_an_idle_stream() {
     let input = regression("connection_ops", "reset_idle_stream_then_serve_it");
     harness::connection_ops_with(&input, harness::Strict::parse("nothing_after_early_reset"));
@@ -154,7 +154,7 @@ fn nothing_follows_a_reset_of_an_idle_stream() {
 /// 9113 §8.3 makes malformed. Likewise upper-case names, `connection`, values with
 /// NUL or leading spaces, or a second `grpc-status`.
 #[test]
-#[ignore = "open bug: server/transmit.rs metadata_field writes metadata keys and values without checking them"]
+
 fn unchecked_metadata_never_makes_a_malformed_response() {
     let input = regression("connection_ops", "metadata_pseudo_header_written");
     harness::connection_ops_with(&input, harness::Strict::parse("metadata_checked_by_codec"));
@@ -165,7 +165,7 @@ fn unchecked_metadata_never_makes_a_malformed_response() {
 /// as they are, so a status message " " becomes `grpc-message: " "`; encoding a
 /// leading or trailing space as %20 keeps the message and makes the field valid.
 #[test]
-#[ignore = "open bug: grpc/percent.rs encode (used by server/transmit.rs status_fields) leaves leading and trailing spaces raw"]
+
 fn status_message_spaces_are_encoded() {
     let input = regression("connection_ops", "status_message_space_sent_raw");
     harness::connection_ops_with(

@@ -54,6 +54,32 @@ pub fn is_valid_ascii_value(value: &[u8]) -> bool {
     value.iter().all(|b| (0x20..=0x7E).contains(b))
 }
 
+/// Keys that gRPC or HTTP/2 reserve: never custom metadata.
+const RESERVED: [&[u8]; 13] = [
+    b"content-type",
+    b"te",
+    b"grpc-status",
+    b"grpc-message",
+    b"grpc-status-details-bin",
+    b"grpc-encoding",
+    b"grpc-accept-encoding",
+    b"grpc-timeout",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// Whether (`name`, `value`) may be sent as custom metadata: a valid key that gRPC
+/// and HTTP/2 do not reserve, and for ASCII keys a printable value without leading
+/// or trailing space (binary values are base64-encoded, so any bytes go).
+pub fn is_sendable_custom(name: &[u8], value: &[u8]) -> bool {
+    is_valid_key(name)
+        && !RESERVED.contains(&name)
+        && (is_binary_key(name) || (is_valid_ascii_value(value) && is_valid_field_value(value)))
+}
+
 /// Whether `value` is a legal HTTP/2 field value (RFC 9113 §8.2.1): no NUL, CR or
 /// LF anywhere, and no leading or trailing SP or HTAB.
 ///

@@ -16,7 +16,7 @@ fn is_unreserved(b: u8) -> bool {
 
 /// Whether `msg` contains anything [`encode`] would escape.
 pub fn needs_encoding(msg: &str) -> bool {
-    !msg.bytes().all(is_unreserved)
+    !msg.bytes().all(is_unreserved) || msg.starts_with(' ') || msg.ends_with(' ')
 }
 
 /// Appends `msg` to `dst`, percent-encoded.
@@ -25,9 +25,13 @@ pub fn needs_encoding(msg: &str) -> bool {
 /// `dst` itself may need to grow.
 pub fn encode(msg: &str, dst: &mut impl BufMut) {
     let bytes = msg.as_bytes();
+    let last = bytes.len().saturating_sub(1);
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if !is_unreserved(b) {
+        // A space is allowed inside the value, but HTTP/2 field values may not
+        // start or end with whitespace (RFC 9113 §8.2.1): encode it there.
+        let edge_space = b == b' ' && (i == 0 || i == last);
+        if !is_unreserved(b) || edge_space {
             dst.put_slice(&bytes[start..i]);
             dst.put_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]);
             start = i + 1;

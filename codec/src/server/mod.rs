@@ -1031,6 +1031,11 @@ impl Connection {
             return;
         }
         if let Some(key) = self.streams.find(id) {
+            // A stream already reset was answered once; frames the peer sent
+            // before it saw that are not new errors (§5.1, "closed").
+            if self.streams.get(key).reset {
+                return;
+            }
             self.close_stream(key, reason, Some(Initiator::Local));
         }
         self.queue_reset(id, reason);
@@ -1106,8 +1111,10 @@ impl Connection {
         let Error::Connection { reason, debug } = error else {
             unreachable!("connection errors only")
         };
-        self.control
-            .push_back(Control::GoAway(self.max_client_id, reason, debug));
+        // §6.8: "Endpoints MUST NOT increase the value they send in the last stream
+        // identifier", so a drain's final GOAWAY caps this one.
+        let last = self.max_client_id.min(self.go_away_last_id);
+        self.control.push_back(Control::GoAway(last, reason, debug));
         self.events.push_back(Event::Closed {
             error,
             initiator: Initiator::Local,

@@ -334,6 +334,12 @@ impl StreamWriter<'_> {
     /// Custom metadata: `-bin` values go out base64-encoded (unpadded). Indexed,
     /// since response metadata tends to repeat across calls.
     fn metadata_field(&mut self, name: &[u8], value: &[u8]) {
+        // Whatever the engine hands over, the response stays well-formed: fields
+        // that are not valid custom metadata, or that gRPC and HTTP/2 reserve,
+        // are left out rather than written.
+        if !metadata::is_sendable_custom(name, value) {
+            return;
+        }
         if metadata::is_binary_key(name) {
             self.value_scratch.clear();
             metadata::encode_binary(value, self.value_scratch);
