@@ -24,6 +24,7 @@
 #![warn(unreachable_pub)]
 
 pub mod error;
+mod field;
 pub mod frame;
 pub mod grpc;
 pub mod hpack;

@@ -5,8 +5,8 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use super::table::{self, DynamicTable, DYNAMIC_BASE, STATIC_TABLE};
-use super::{huffman, integer, Header};
+use super::table::{self, DynamicTable, DYNAMIC_BASE, STATIC_BYTES};
+use super::{huffman, integer, FieldRef, Header};
 
 /// Size of the chunks decoded strings are carved from. Large enough that a
 /// typical request's Huffman-coded fields share one allocation, small enough
@@ -139,6 +139,23 @@ impl Decoder {
     /// On error the decoder must not be used again: the connection is to be
     /// closed with COMPRESSION_ERROR.
     pub fn decode(&mut self, block: &Bytes, mut f: impl FnMut(Header)) -> Result<(), DecoderError> {
+        self.decode_fields(block, |field| {
+            f(Header {
+                name: field.name.clone(),
+                value: field.value.clone(),
+                sensitive: field.sensitive,
+            })
+        })
+    }
+
+    /// Like [`Decoder::decode`], lending each field instead of handing it over:
+    /// indexed fields cost no reference count unless the caller keeps them. This
+    /// is the request path's decoder.
+    pub fn decode_fields(
+        &mut self,
+        block: &Bytes,
+        mut f: impl FnMut(FieldRef<'_>),
+    ) -> Result<(), DecoderError> {
         let buf: &[u8] = block;
         let mut pos = 0;
         let mut at_start = true;
@@ -169,31 +186,37 @@ impl Decoder {
                 // 1xxxxxxx: indexed header field (§6.1).
                 let (index, n) = integer::decode(&buf[pos..], 7)?;
                 pos += n;
-                let (name, value) = self.entry(index)?;
-                f(Header {
+                let (name, value, valid) = self.entry(index)?;
+                f(FieldRef {
                     name,
                     value,
                     sensitive: false,
+                    known_valid: valid,
                 });
             } else if first & 0x40 != 0 {
                 // 01xxxxxx: literal with incremental indexing (§6.2.1).
                 let (name, value, end) = self.literal(block, pos, 6, true)?;
                 pos = end;
-                self.table.insert(name.clone(), value.clone());
-                f(Header {
-                    name,
-                    value,
+                // Judged once here, so that every later reference to the entry
+                // comes with its verdict.
+                let valid = crate::field::is_valid(&name, &value);
+                f(FieldRef {
+                    name: &name,
+                    value: &value,
                     sensitive: false,
+                    known_valid: valid,
                 });
+                self.table.insert_checked(name, value, valid);
             } else {
                 // 0000xxxx without indexing (§6.2.2), 0001xxxx never indexed (§6.2.3).
                 let sensitive = first & 0x10 != 0;
                 let (name, value, end) = self.literal(block, pos, 4, false)?;
                 pos = end;
-                f(Header {
-                    name,
-                    value,
+                f(FieldRef {
+                    name: &name,
+                    value: &value,
                     sensitive,
+                    known_valid: false,
                 });
             }
         }
@@ -201,19 +224,17 @@ impl Decoder {
     }
 
     /// The name and value at wire index `index`.
-    fn entry(&self, index: usize) -> Result<(Bytes, Bytes), DecoderError> {
-        match index {
-            0 => Err(DecoderError::InvalidTableIndex),
-            i if i < DYNAMIC_BASE => {
-                let (name, value) = STATIC_TABLE[index - 1];
-                Ok((Bytes::from_static(name), Bytes::from_static(value)))
-            }
-            _ => self
-                .table
-                .get(index - DYNAMIC_BASE)
-                .cloned()
-                .ok_or(DecoderError::InvalidTableIndex),
-        }
+    /// The static table holds only valid fields.
+    #[inline]
+    fn entry(&self, index: usize) -> Result<(&Bytes, &Bytes, bool), DecoderError> {
+        let entry = match index {
+            0 => None,
+            i if i < DYNAMIC_BASE => STATIC_BYTES
+                .get(i - 1)
+                .map(|(name, value)| (name, value, true)),
+            i => self.table.get_checked(i - DYNAMIC_BASE),
+        };
+        entry.ok_or(DecoderError::InvalidTableIndex)
     }
 
     /// Decodes a literal representation starting at `pos`, whose name index
@@ -233,7 +254,7 @@ impl Decoder {
             pos = s.range.end;
             Name::Literal(s)
         } else {
-            Name::Indexed(self.entry(index)?.0)
+            Name::Indexed(self.entry(index)?.0.clone())
         };
         let value = read_string(block, pos)?;
         pos = value.range.end;
@@ -319,6 +340,7 @@ fn read_string(block: &[u8], pos: usize) -> Result<StringRef, DecoderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hpack::table::STATIC_TABLE;
 
     fn decode_all(decoder: &mut Decoder, block: &[u8]) -> Result<Vec<Header>, DecoderError> {
         let mut out = Vec::new();

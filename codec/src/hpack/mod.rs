@@ -14,7 +14,7 @@ mod decoder;
 mod encoder;
 pub mod huffman;
 pub mod integer;
-mod table;
+pub(crate) mod table;
 
 use bytes::Bytes;
 
@@ -34,6 +34,22 @@ pub struct Header {
     /// The field came as a literal never indexed (RFC 7541 §6.2.3): a proxy
     /// re-encoding it must use that representation too.
     pub sensitive: bool,
+}
+
+/// One decoded header field, lent to the caller of [`Decoder::decode_fields`]:
+/// clone the `Bytes` it keeps (a reference count), skip the rest.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldRef<'a> {
+    /// The field name, as sent.
+    pub name: &'a Bytes,
+    /// The field value, as sent.
+    pub value: &'a Bytes,
+    /// Sent as a literal never indexed (RFC 7541 §6.2.3).
+    pub sensitive: bool,
+    /// Name and value are known to be a valid HTTP/2 field (RFC 9113 §8.2.1):
+    /// the field came from the static table, or from a dynamic entry judged
+    /// valid when it was inserted. When false, the caller checks.
+    pub known_valid: bool,
 }
 
 /// The header block of a gRPC response's HEADERS frame: `:status: 200` and

@@ -6,7 +6,29 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 /// RFC 7541 Appendix A; entry `i` here is index `i + 1` on the wire.
-pub(crate) static STATIC_TABLE: [(&[u8], &[u8]); 61] = [
+pub(crate) static STATIC_TABLE: [(&[u8], &[u8]); 61] = STATIC_ENTRIES;
+
+/// The static table as `Bytes`, so an indexed field can be handed out by
+/// reference without touching a reference count.
+pub(crate) static STATIC_BYTES: [(Bytes, Bytes); 61] = static_bytes();
+
+const fn static_bytes() -> [(Bytes, Bytes); 61] {
+    let mut out = [const { (Bytes::new(), Bytes::new()) }; 61];
+    let mut i = 0;
+    while i < 61 {
+        let entry = (
+            Bytes::from_static(STATIC_ENTRIES[i].0),
+            Bytes::from_static(STATIC_ENTRIES[i].1),
+        );
+        // The replaced value is an empty static `Bytes`: nothing to drop, and a
+        // const fn may not run destructors.
+        std::mem::forget(std::mem::replace(&mut out[i], entry));
+        i += 1;
+    }
+    out
+}
+
+const STATIC_ENTRIES: [(&[u8], &[u8]); 61] = [
     (b":authority", b""),
     (b":method", b"GET"),
     (b":method", b"POST"),
@@ -156,6 +178,9 @@ pub(crate) fn entry_size(name_len: usize, value_len: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct DynamicTable {
     entries: VecDeque<(Bytes, Bytes)>,
+    /// Beside each entry: whether it is a valid HTTP/2 field (RFC 9113 §8.2.1),
+    /// judged once at insertion so indexed references need no check.
+    valid: VecDeque<bool>,
     size: usize,
     capacity: usize,
 }
@@ -164,6 +189,7 @@ impl DynamicTable {
     pub(crate) fn new(capacity: usize) -> DynamicTable {
         DynamicTable {
             entries: VecDeque::new(),
+            valid: VecDeque::new(),
             size: 0,
             capacity,
         }
@@ -182,6 +208,13 @@ impl DynamicTable {
         self.entries.get(i)
     }
 
+    /// The entry at position `i` and whether it is a valid HTTP/2 field.
+    #[inline]
+    pub(crate) fn get_checked(&self, i: usize) -> Option<(&Bytes, &Bytes, bool)> {
+        let (name, value) = self.entries.get(i)?;
+        Some((name, value, self.valid[i]))
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Bytes, Bytes)> {
         self.entries.iter()
     }
@@ -190,15 +223,23 @@ impl DynamicTable {
     /// larger than the whole table is not an error: it empties the table and
     /// is itself dropped.
     pub(crate) fn insert(&mut self, name: Bytes, value: Bytes) {
+        let valid = crate::field::is_valid(&name, &value);
+        self.insert_checked(name, value, valid);
+    }
+
+    /// [`DynamicTable::insert`] with the entry's validity already known.
+    pub(crate) fn insert_checked(&mut self, name: Bytes, value: Bytes, valid: bool) {
         let size = entry_size(name.len(), value.len());
         if size > self.capacity {
             self.entries.clear();
+            self.valid.clear();
             self.size = 0;
             return;
         }
         self.evict_to(self.capacity - size);
         self.size += size;
         self.entries.push_front((name, value));
+        self.valid.push_front(valid);
     }
 
     /// Applies a new maximum size, evicting as needed (§4.3).
@@ -215,6 +256,7 @@ impl DynamicTable {
                 self.size = 0;
                 break;
             };
+            self.valid.pop_back();
             self.size -= entry_size(name.len(), value.len());
         }
     }

@@ -623,7 +623,7 @@ impl Connection {
             BlockTarget::Trailers(key) => {
                 let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, true);
                 self.decoder
-                    .decode(&block, |h| builder.field(h))
+                    .decode_fields(&block, |h| builder.field(h))
                     .map_err(compression_error)?;
                 match builder.trailers_verdict() {
                     Verdict::Accept => self.finish_request(key),
@@ -659,14 +659,14 @@ impl Connection {
 
     fn decode_discard(&mut self, block: &Bytes) -> Result<(), Error> {
         self.decoder
-            .decode(block, |_| {})
+            .decode_fields(block, |_| {})
             .map_err(compression_error)
     }
 
     fn open_stream(&mut self, id: StreamId, block: Bytes, end_stream: bool) -> Result<(), Error> {
         let mut builder = HeadBuilder::new(self.config.max_header_list_size as usize, false);
         self.decoder
-            .decode(&block, |h| builder.field(h))
+            .decode_fields(&block, |h| builder.field(h))
             .map_err(compression_error)?;
         let content_length = builder.content_length();
         let (verdict, head) = builder.finish();

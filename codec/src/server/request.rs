@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::grpc::{metadata, status, timeout};
-use crate::hpack::Header;
+use crate::hpack::FieldRef;
 
 /// What a client asked for: the validated head of a gRPC request.
 ///
@@ -100,14 +100,14 @@ impl HeadBuilder {
         }
     }
 
-    pub(crate) fn field(&mut self, field: Header) {
+    pub(crate) fn field(&mut self, field: FieldRef<'_>) {
         // RFC 9113 §6.5.2: "the uncompressed size of field lists ... the length of
         // the name and value in octets plus an overhead of 32 octets for each field".
         self.list_size += field.name.len() + field.value.len() + 32;
         if self.malformed || self.list_size > self.max_list_size {
             return;
         }
-        if !valid_name(&field.name) || !metadata::is_valid_field_value(&field.value) {
+        if !field.known_valid && !crate::field::is_valid(field.name, field.value) {
             self.malformed = true;
             return;
         }
@@ -119,7 +119,7 @@ impl HeadBuilder {
         }
     }
 
-    fn pseudo(&mut self, field: Header) {
+    fn pseudo(&mut self, field: FieldRef<'_>) {
         // §8.3: pseudo-header fields MUST come before regular fields, MUST NOT repeat,
         // MUST NOT appear in trailers, and only the defined ones are allowed.
         if self.seen_regular || self.trailers {
@@ -138,11 +138,11 @@ impl HeadBuilder {
                 if field.value.is_empty() {
                     self.malformed = true;
                 }
-                self.head.path = field.value;
+                self.head.path = field.value.clone();
                 std::mem::replace(&mut self.has_path, true)
             }
             b":authority" => {
-                self.head.authority = field.value;
+                self.head.authority = field.value.clone();
                 std::mem::replace(&mut self.has_authority, true)
             }
             _ => true,
@@ -152,7 +152,7 @@ impl HeadBuilder {
         }
     }
 
-    fn regular(&mut self, field: Header) {
+    fn regular(&mut self, field: FieldRef<'_>) {
         match &field.name[..] {
             // §8.2.2: connection-specific fields make a message malformed; `te` may
             // only carry "trailers".
@@ -174,25 +174,31 @@ impl HeadBuilder {
             }
             b"host" => {
                 if !self.has_authority {
-                    self.head.authority = field.value;
+                    self.head.authority = field.value.clone();
                 }
             }
             _ if self.trailers => {}
-            b"content-type" => self.head.content_type = field.value,
+            b"content-type" => self.head.content_type = field.value.clone(),
             b"grpc-timeout" => match timeout::parse(&field.value) {
                 Ok(t) => self.head.timeout = Some(t),
                 Err(_) => self.bad_grpc = Some("malformed grpc-timeout"),
             },
             b"grpc-encoding" => {
-                self.head.encoding = (&field.value[..] != b"identity").then_some(field.value);
+                self.head.encoding = (&field.value[..] != b"identity").then(|| field.value.clone());
             }
-            b"grpc-accept-encoding" => self.head.accept_encoding = Some(field.value),
-            b"user-agent" => self.head.user_agent = Some(field.value),
+            b"grpc-accept-encoding" => self.head.accept_encoding = Some(field.value.clone()),
+            b"user-agent" => self.head.user_agent = Some(field.value.clone()),
             name if metadata::is_binary_key(name) => match metadata::decode_binary(&field.value) {
-                Ok(value) => self.head.metadata.push((field.name, Bytes::from(value))),
+                Ok(value) => self
+                    .head
+                    .metadata
+                    .push((field.name.clone(), Bytes::from(value))),
                 Err(_) => self.bad_grpc = Some("malformed base64 in binary metadata"),
             },
-            _ => self.head.metadata.push((field.name, field.value)),
+            _ => self
+                .head
+                .metadata
+                .push((field.name.clone(), field.value.clone())),
         }
     }
 
@@ -249,28 +255,26 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
     }
 }
 
-/// RFC 9113 §8.2.1: names are lowercase, with no controls, spaces, DEL or non-ASCII;
-/// a colon only as the first character of a pseudo-header.
-fn valid_name(name: &[u8]) -> bool {
-    let body = name.strip_prefix(b":").unwrap_or(name);
-    !body.is_empty()
-        && body
-            .iter()
-            .all(|&b| b > 0x20 && b < 0x7f && !b.is_ascii_uppercase() && b != b':')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn field<'a>(name: &'a Bytes, value: &'a Bytes) -> FieldRef<'a> {
+        FieldRef {
+            name,
+            value,
+            sensitive: false,
+            known_valid: false,
+        }
+    }
+
     fn build(fields: &[(&'static str, &'static str)]) -> (Verdict, RequestHead) {
         let mut b = HeadBuilder::new(16 * 1024, false);
         for (n, v) in fields {
-            b.field(Header {
-                name: Bytes::from_static(n.as_bytes()),
-                value: Bytes::from_static(v.as_bytes()),
-                sensitive: false,
-            });
+            b.field(field(
+                &Bytes::from_static(n.as_bytes()),
+                &Bytes::from_static(v.as_bytes()),
+            ));
         }
         b.finish()
     }
@@ -359,18 +363,13 @@ mod tests {
             false,
         );
         for (n, v) in GOOD {
-            b.field(Header {
-                name: Bytes::from_static(n.as_bytes()),
-                value: Bytes::from_static(v.as_bytes()),
-                sensitive: false,
-            });
+            b.field(field(
+                &Bytes::from_static(n.as_bytes()),
+                &Bytes::from_static(v.as_bytes()),
+            ));
         }
         assert!(!b.over_limit());
-        b.field(Header {
-            name: Bytes::from_static(b"a"),
-            value: Bytes::new(),
-            sensitive: false,
-        });
+        b.field(field(&Bytes::from_static(b"a"), &Bytes::new()));
         assert!(b.over_limit());
         assert!(matches!(
             b.finish().0,
