@@ -122,7 +122,7 @@ impl RouteGuide for RouteGuideService {
     ) -> Result<(), Status> {
         let mut notes = request.into_inner();
         while let Some(note) = notes.message().await? {
-            let location = note.location.clone().unwrap_or_default();
+            let location = note.location.unwrap_or_default();
             let key = (location.latitude, location.longitude);
             // Copy out first: no RefCell borrow may be held across an await.
             let earlier = self.notes.borrow().get(&key).cloned().unwrap_or_default();

@@ -164,7 +164,7 @@ impl HeadBuilder {
                 }
             }
             b"content-length" => {
-                let parsed = std::str::from_utf8(&field.value)
+                let parsed = std::str::from_utf8(field.value)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok());
                 match (parsed, self.content_length) {
@@ -179,7 +179,7 @@ impl HeadBuilder {
             }
             _ if self.trailers => {}
             b"content-type" => self.head.content_type = field.value.clone(),
-            b"grpc-timeout" => match timeout::parse(&field.value) {
+            b"grpc-timeout" => match timeout::parse(field.value) {
                 Ok(t) => self.head.timeout = Some(t),
                 Err(_) => self.bad_grpc = Some("malformed grpc-timeout"),
             },
@@ -188,7 +188,7 @@ impl HeadBuilder {
             }
             b"grpc-accept-encoding" => self.head.accept_encoding = Some(field.value.clone()),
             b"user-agent" => self.head.user_agent = Some(field.value.clone()),
-            name if metadata::is_binary_key(name) => match metadata::decode_binary(&field.value) {
+            name if metadata::is_binary_key(name) => match metadata::decode_binary(field.value) {
                 Ok(value) => self
                     .head
                     .metadata

@@ -150,7 +150,7 @@ fn every_status_code_round_trips_with_message_and_details() {
             let status = c.unary(request).await.unwrap_err();
             assert_eq!(status.code() as i32, code);
             assert_eq!(status.message(), format!("failure {code}"));
-            assert_eq!(&status.details()[..], &[8, code as u8]);
+            assert_eq!(status.details(), &[8, code as u8]);
             assert_eq!(status.metadata().get("x-trailer-status").unwrap(), "extra");
         }
     });
