@@ -35,6 +35,10 @@ use tokio::sync::Notify;
 use crate::io::Socket;
 use crate::worker::WorkerContext;
 
+/// Finished call states kept per connection for reuse, so that a steady stream of
+/// calls does not allocate one (and its inbox) per RPC.
+const CALL_POOL: usize = 64;
+
 /// Smallest chunk the response encode buffer grows by, so that encoding many
 /// small messages carves them from one allocation.
 const ENCODE_CHUNK: usize = 16 * 1024;
@@ -51,6 +55,10 @@ pub(crate) struct Shared {
     closed: Cell<bool>,
     remote_addr: SocketAddr,
     worker: Rc<WorkerContext>,
+    /// Call states whose calls ended; reused once nothing else holds them.
+    call_pool: RefCell<Vec<Rc<CallState>>>,
+    /// Calls started by one batch of events, run after it (kept for its capacity).
+    started: RefCell<Vec<(Rc<CallState>, CallFuture)>>,
 }
 
 struct Inner {
@@ -78,6 +86,8 @@ impl Shared {
             closed: Cell::new(false),
             remote_addr,
             worker,
+            call_pool: RefCell::new(Vec::new()),
+            started: RefCell::new(Vec::new()),
         })
     }
 
@@ -125,11 +135,23 @@ pub(crate) async fn serve(socket: Socket, shared: Rc<Shared>) {
     let _ = writer.await;
     // Break the Rc cycles call state → shared so everything is freed.
     shared.inner.borrow_mut().calls.clear();
+    shared.call_pool.borrow_mut().clear();
 }
 
 async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
     let read_size = shared.worker.config.read_buffer_size;
-    let mut buf = BytesMut::with_capacity(read_size);
+    let mut buf = shared.worker.take_buffer();
+    let result = read_until_closed(socket, shared, &mut buf, read_size).await;
+    shared.worker.give_back_buffer(buf);
+    result
+}
+
+async fn read_until_closed(
+    socket: &Socket,
+    shared: &Rc<Shared>,
+    buf: &mut BytesMut,
+    read_size: usize,
+) {
     loop {
         // Backpressure on the whole connection: a client that does not read what
         // we write gets no more of its input processed until the socket drains.
@@ -138,7 +160,12 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
             shared.write_done.notified().await;
         }
         let deadline = shared.inner.borrow().conn.poll_timeout();
-        let read = socket.read(buf, read_size);
+        if !buf.try_reclaim(read_size) && buf.is_empty() {
+            // Earlier reads still live on as message slices held by handlers, so
+            // this memory cannot be reused yet: continue in a pooled buffer.
+            *buf = shared.worker.take_buffer();
+        }
+        let read = socket.read(std::mem::take(buf), read_size);
         let (result, returned) = match deadline {
             None => read.await,
             Some(deadline) => match tokio::time::timeout_at(deadline.into(), read).await {
@@ -152,21 +179,18 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
                     if closed {
                         return;
                     }
-                    buf = BytesMut::with_capacity(read_size);
+                    // The timed-out read keeps its buffer until the kernel lets go.
+                    *buf = shared.worker.take_buffer();
                     continue;
                 }
             },
         };
-        buf = returned;
+        *buf = returned;
         match result {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        shared
-            .inner
-            .borrow_mut()
-            .conn
-            .recv(Instant::now(), &mut buf);
+        shared.inner.borrow_mut().conn.recv(Instant::now(), buf);
         let closed = handle_events(shared);
         shared.wake_writer();
         if closed {
@@ -178,7 +202,7 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
 /// Drains the codec's events; returns true when the connection is finished
 /// reading (closed by an error, a client GOAWAY with an error, or drained).
 fn handle_events(shared: &Rc<Shared>) -> bool {
-    let mut started: Vec<(Rc<CallState>, CallFuture)> = Vec::new();
+    let mut started = std::mem::take(&mut *shared.started.borrow_mut());
     loop {
         let event = shared.inner.borrow_mut().conn.poll_event();
         let Some(event) = event else { break };
@@ -220,9 +244,10 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
     }
     // Handlers run after the whole batch is delivered, so a unary call whose
     // HEADERS and DATA came in one read finds its message and completes inline.
-    for (state, future) in started {
+    for (state, future) in started.drain(..) {
         run_call(state, future);
     }
+    *shared.started.borrow_mut() = started;
     shared.inner.borrow().conn.is_closed()
 }
 
@@ -270,7 +295,7 @@ fn start_call(
             vec![],
         );
     };
-    let state = Rc::new(CallState::new(id, shared.clone()));
+    let state = CallState::take(shared, id);
     let mut head = head;
     let call_head = CallHead {
         metadata: Metadata::from_raw(std::mem::take(&mut head.metadata)),
@@ -363,6 +388,10 @@ impl CallTask {
     fn finish(&mut self) {
         self.future = None;
         self.state.release();
+        let mut pool = self.state.shared.call_pool.borrow_mut();
+        if pool.len() < CALL_POOL {
+            pool.push(self.state.clone());
+        }
     }
 }
 
@@ -379,7 +408,7 @@ impl Drop for CallTask {
 /// The engine side of one call: its inbox, its flags, and the commands it sends
 /// to the codec. This is the handler's [`CallIo`].
 pub(crate) struct CallState {
-    id: StreamId,
+    id: Cell<StreamId>,
     shared: Rc<Shared>,
     deadline: Cell<Option<Instant>>,
     state: RefCell<CallFlags>,
@@ -401,14 +430,44 @@ struct CallFlags {
     cancel_wakers: Vec<Waker>,
 }
 
+impl CallFlags {
+    /// Back to a new call's state, keeping the inbox's capacity.
+    fn reset(&mut self) {
+        self.inbox.clear();
+        self.end_of_stream = false;
+        self.cancelled = None;
+        self.finished = false;
+        self.released = false;
+        self.trailers = Metadata::new();
+        self.recv_waker = None;
+        self.task_waker = None;
+        self.cancel_wakers.clear();
+    }
+}
+
 impl CallState {
-    fn new(id: StreamId, shared: Rc<Shared>) -> CallState {
-        CallState {
-            id,
-            shared,
+    /// A call state for stream `id`: a pooled one nothing else holds any more,
+    /// or a new one.
+    fn take(shared: &Rc<Shared>, id: StreamId) -> Rc<CallState> {
+        let mut pool = shared.call_pool.borrow_mut();
+        if let Some(i) = pool.iter().position(|state| Rc::strong_count(state) == 1) {
+            let state = pool.swap_remove(i);
+            state.id.set(id);
+            state.deadline.set(None);
+            state.state.borrow_mut().reset();
+            return state;
+        }
+        drop(pool);
+        Rc::new(CallState {
+            id: Cell::new(id),
+            shared: shared.clone(),
             deadline: Cell::new(None),
             state: RefCell::new(CallFlags::default()),
-        }
+        })
+    }
+
+    fn id(&self) -> StreamId {
+        self.id.get()
     }
 
     fn deliver(&self, message: Bytes) {
@@ -461,10 +520,10 @@ impl CallState {
         drop(s);
         let mut inner = self.shared.inner.borrow_mut();
         if unread > 0 {
-            inner.conn.release_capacity(self.id, unread);
+            inner.conn.release_capacity(self.id(), unread);
         }
-        inner.conn.release_stream(self.id);
-        inner.calls.remove(&self.id.0);
+        inner.conn.release_stream(self.id());
+        inner.calls.remove(&self.id().0);
         drop(inner);
         self.shared.wake_writer();
     }
@@ -490,7 +549,7 @@ impl CallIo for CallState {
                 .inner
                 .borrow_mut()
                 .conn
-                .release_capacity(self.id, message.len() + 5);
+                .release_capacity(self.id(), message.len() + 5);
             self.shared.wake_writer();
             return Poll::Ready(Ok(Some(message)));
         }
@@ -511,7 +570,7 @@ impl CallIo for CallState {
         }
         let config = &self.shared.worker.config;
         let mut inner = self.shared.inner.borrow_mut();
-        let queued = inner.conn.queued_send_bytes(self.id);
+        let queued = inner.conn.queued_send_bytes(self.id());
         if queued < config.stream_send_high_water
             && self.shared.in_flight.get() < config.write_high_water
         {
@@ -530,14 +589,14 @@ impl CallIo for CallState {
             .inner
             .borrow_mut()
             .conn
-            .send_headers(self.id, metadata.into_raw());
+            .send_headers(self.id(), metadata.into_raw());
         self.shared.wake_writer();
         result.map_err(|_| self.closed_status())
     }
 
     fn flush_headers(&self) {
         let mut inner = self.shared.inner.borrow_mut();
-        if inner.conn.send_headers(self.id, []).is_ok() {
+        if inner.conn.send_headers(self.id(), []).is_ok() {
             drop(inner);
             self.shared.wake_writer();
         }
@@ -556,7 +615,7 @@ impl CallIo for CallState {
         inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
         encode(&mut inner.encode_buf);
         let message = inner.encode_buf.split().freeze();
-        let result = inner.conn.send_message(self.id, message, false);
+        let result = inner.conn.send_message(self.id(), message, false);
         self.shared.wake_writer();
         result.map_err(|_| self.closed_status())
     }
@@ -588,12 +647,11 @@ impl CallIo for CallState {
             }
         };
         metadata.extend(extra);
-        let _ =
-            self.shared
-                .inner
-                .borrow_mut()
-                .conn
-                .send_trailers(self.id, status, metadata.into_raw());
+        let _ = self.shared.inner.borrow_mut().conn.send_trailers(
+            self.id(),
+            status,
+            metadata.into_raw(),
+        );
         self.shared.wake_writer();
     }
 
@@ -612,7 +670,8 @@ impl CallIo for CallState {
 }
 
 async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
-    let mut out = BytesMut::with_capacity(shared.worker.config.read_buffer_size);
+    let mut out = shared.worker.take_buffer();
+    let mut waiters = Vec::new();
     loop {
         out.clear();
         let (closed, done) = {
@@ -632,8 +691,10 @@ async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
         out = buf;
         shared.in_flight.set(0);
         shared.write_done.notify_one();
-        let waiters = std::mem::take(&mut shared.inner.borrow_mut().send_waiters);
-        waiters.into_iter().for_each(Waker::wake);
+        // Swap the waiter list with an empty one that has kept its capacity, so
+        // waking senders allocates nothing.
+        std::mem::swap(&mut waiters, &mut shared.inner.borrow_mut().send_waiters);
+        waiters.drain(..).for_each(Waker::wake);
         if result.is_err() {
             shared.closed.set(true);
             break;
@@ -642,5 +703,6 @@ async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
     // Everything we had to say is out (a GOAWAY last, if closing): let the client
     // see the end of the stream, and end our pending read too.
     socket.shutdown();
+    shared.worker.give_back_buffer(out);
     shared.closed.set(true);
 }

@@ -7,6 +7,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Backend, EngineConfig};
@@ -22,6 +23,33 @@ pub(crate) struct WorkerContext {
     connections: RefCell<Vec<Weak<Shared>>>,
     live: Cell<usize>,
     all_closed: Notify,
+    /// Read and write buffers of closed connections, for the next ones.
+    buffers: RefCell<Vec<BytesMut>>,
+}
+
+/// Buffers kept per worker: enough for a burst of new connections without
+/// holding much memory when connections are few (at 16 KiB, 4 MiB).
+const BUFFER_POOL: usize = 256;
+
+impl WorkerContext {
+    /// A buffer with room for one read, from the pool when it has one.
+    pub(crate) fn take_buffer(&self) -> BytesMut {
+        let size = self.config.read_buffer_size;
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(size))
+    }
+
+    /// Returns a buffer to the pool, if its memory is ours alone again (no message
+    /// slices of it are still alive) and the pool has room.
+    pub(crate) fn give_back_buffer(&self, mut buf: BytesMut) {
+        buf.clear();
+        let mut pool = self.buffers.borrow_mut();
+        if pool.len() < BUFFER_POOL && buf.try_reclaim(self.config.read_buffer_size) {
+            pool.push(buf);
+        }
+    }
 }
 
 /// Everything a worker thread starts from.
@@ -129,6 +157,7 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         connections: RefCell::new(Vec::new()),
         live: Cell::new(0),
         all_closed: Notify::new(),
+        buffers: RefCell::new(Vec::new()),
     });
     let _ = ready.send(Ok(if uring {
         Backend::Uring
