@@ -14,6 +14,10 @@
 //! - `codegen` (feature): `.proto` → message types (prost) + a handler trait and
 //!   router glue per service.
 //!
+//! The wire rules (metadata keys and values, `grpc-message` percent-encoding,
+//! `-bin` base64) come from `ringrpc-codec`, which has no runtime dependencies, so
+//! `Status::to_trailers`/`from_trailers` and the codec agree by construction.
+//!
 //! # Design, and how it differs from tonic
 //!
 //! The nouns are tonic's, so switching is mostly renaming imports. Three

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use ringrpc_codec::grpc::metadata as wire;
 
 /// Keys gRPC itself uses in headers or trailers; users may not set them.
 const RESERVED: [&str; 9] = [
@@ -117,8 +118,9 @@ impl Metadata {
             return Err(InvalidMetadata::WrongKind(key.to_owned()));
         }
         let value = value.as_ref();
-        let printable = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
-        if !printable || value.starts_with(' ') || value.ends_with(' ') {
+        if !wire::is_valid_ascii_value(value.as_bytes())
+            || !wire::is_valid_field_value(value.as_bytes())
+        {
             return Err(InvalidMetadata::Value);
         }
         self.entries.push((

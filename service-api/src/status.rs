@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use ringrpc_codec::grpc::{metadata as wire_metadata, percent};
 
 use crate::{Code, Metadata};
 
@@ -118,6 +119,78 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The trailer fields this status is sent as, in order: `grpc-status`,
+    /// `grpc-message` (percent-encoded, when not empty), `grpc-status-details-bin`
+    /// (base64 without padding, when there are details), then its metadata
+    /// (binary values base64-encoded).
+    pub fn to_trailers(&self) -> Vec<(Bytes, Bytes)> {
+        let mut fields = Vec::with_capacity(3 + self.metadata.len());
+        fields.push((
+            Bytes::from_static(b"grpc-status"),
+            Bytes::from(self.code.as_i32().to_string()),
+        ));
+        if !self.message.is_empty() {
+            let mut encoded = BytesMut::new();
+            percent::encode(&self.message, &mut encoded);
+            fields.push((Bytes::from_static(b"grpc-message"), encoded.freeze()));
+        }
+        if !self.details.is_empty() {
+            let mut encoded = BytesMut::new();
+            wire_metadata::encode_binary(&self.details, &mut encoded);
+            fields.push((
+                Bytes::from_static(b"grpc-status-details-bin"),
+                encoded.freeze(),
+            ));
+        }
+        for (name, value) in self.metadata.clone().into_raw() {
+            if wire_metadata::is_binary_key(&name) {
+                let mut encoded = BytesMut::new();
+                wire_metadata::encode_binary(&value, &mut encoded);
+                fields.push((name, encoded.freeze()));
+            } else {
+                fields.push((name, value));
+            }
+        }
+        fields
+    }
+
+    /// Reads a status from trailer fields (or a Trailers-Only header block), as a
+    /// client or a proxy sees them on the wire. A missing or unparsable
+    /// `grpc-status` is UNKNOWN; a malformed `grpc-message` is decoded as far as it
+    /// goes (never an error); other valid custom fields become the metadata.
+    pub fn from_trailers<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Status {
+        let mut code = None;
+        let mut message = String::new();
+        let mut details = Bytes::new();
+        let mut metadata = Vec::new();
+        for (name, value) in fields {
+            match name {
+                b"grpc-status" => code = Some(Code::from_ascii(value)),
+                b"grpc-message" => message = percent::decode(value).into_owned(),
+                b"grpc-status-details-bin" => {
+                    details = wire_metadata::decode_binary(value)
+                        .map(Bytes::from)
+                        .unwrap_or_default();
+                }
+                _ if !wire_metadata::is_sendable_custom(name, value) => {}
+                _ if wire_metadata::is_binary_key(name) => {
+                    if let Ok(decoded) = wire_metadata::decode_binary(value) {
+                        metadata.push((Bytes::copy_from_slice(name), Bytes::from(decoded)));
+                    }
+                }
+                _ => metadata.push((Bytes::copy_from_slice(name), Bytes::copy_from_slice(value))),
+            }
+        }
+        Status {
+            code: code.unwrap_or(Code::Unknown),
+            message,
+            details,
+            metadata: Metadata::from_raw(metadata),
+        }
+    }
+}
+
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Status");
@@ -162,5 +235,45 @@ mod tests {
         let s = Status::with_details(Code::Aborted, "m", Bytes::from_static(b"\x08\x0a"));
         assert_eq!(s.details().as_ref(), b"\x08\x0a");
         assert_eq!(s.to_string(), "ABORTED: m");
+    }
+
+    #[test]
+    fn every_code_round_trips_through_trailers() {
+        let special =
+            "\t\ntest with whitespace\r\nand Unicode BMP \u{263a} and non-BMP \u{1f608}\t\n";
+        for code in Code::ALL {
+            let mut status = Status::with_details(
+                code,
+                format!("{special} 100% {code}"),
+                Bytes::from_static(b"\x08\x01\xff"),
+            );
+            status.metadata_mut().insert("x-retry", "later").unwrap();
+            status
+                .metadata_mut()
+                .insert_bin("x-trace-bin", Bytes::from_static(&[0, 255, 7]))
+                .unwrap();
+            let fields = status.to_trailers();
+            for (name, value) in &fields {
+                assert!(
+                    value.iter().all(|b| (0x20..0x7f).contains(b)),
+                    "{name:?} is not printable ASCII"
+                );
+            }
+            let back = Status::from_trailers(fields.iter().map(|(n, v)| (&n[..], &v[..])));
+            assert_eq!(back, status);
+        }
+    }
+
+    #[test]
+    fn missing_or_bad_fields_never_fail() {
+        let none = Status::from_trailers([]);
+        assert_eq!(none.code(), Code::Unknown);
+        let bad = Status::from_trailers([
+            (&b"grpc-status"[..], &b"x9"[..]),
+            (b"grpc-message", b"%zz%4"),
+        ]);
+        assert_eq!((bad.code(), bad.message()), (Code::Unknown, "%zz%4"));
+        let out_of_range = Status::from_trailers([(&b"grpc-status"[..], &b"17"[..])]);
+        assert_eq!(out_of_range.code(), Code::Unknown);
     }
 }
