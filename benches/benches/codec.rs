@@ -28,6 +28,10 @@ use ringrpc_codec::grpc::MessageDecoder;
 use ringrpc_codec::hpack::{Decoder, DEFAULT_TABLE_SIZE};
 use ringrpc_codec::server::Config;
 
+/// The allocator ringrpc's binaries use, so allocation costs match theirs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Requests per timed chunk. Open streams peak at this many in the one-sided
 /// benchmarks, well below the default concurrency limit.
 const CHUNK: u64 = 32;
