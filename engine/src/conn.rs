@@ -28,7 +28,7 @@ use ringrpc_codec::frame::StreamId;
 use ringrpc_codec::grpc::status as grpc_status;
 use ringrpc_codec::server::{Connection, Event, RequestHead, ResponseStatus};
 use ringrpc_codec::Reason;
-use ringrpc_service_api::server::CallFuture;
+use ringrpc_service_api::server::CallSlot;
 use ringrpc_service_api::{Call, CallHead, CallIo, Metadata, Status};
 use tokio::sync::Notify;
 
@@ -58,7 +58,7 @@ pub(crate) struct Shared {
     /// Call states whose calls ended; reused once nothing else holds them.
     call_pool: RefCell<Vec<Rc<CallState>>>,
     /// Calls started by one batch of events, run after it (kept for its capacity).
-    started: RefCell<Vec<(Rc<CallState>, CallFuture)>>,
+    started: RefCell<Vec<Rc<CallState>>>,
 }
 
 struct Inner {
@@ -244,19 +244,15 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
     }
     // Handlers run after the whole batch is delivered, so a unary call whose
     // HEADERS and DATA came in one read finds its message and completes inline.
-    for (state, future) in started.drain(..) {
-        run_call(state, future);
+    for state in started.drain(..) {
+        run_call(state);
     }
     *shared.started.borrow_mut() = started;
     shared.inner.borrow().conn.is_closed()
 }
 
 /// Routes a new request; answers it at once when it cannot be served.
-fn start_call(
-    shared: &Rc<Shared>,
-    id: StreamId,
-    head: RequestHead,
-) -> Option<(Rc<CallState>, CallFuture)> {
+fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc<CallState>> {
     let refuse = |status: ResponseStatus, metadata: Vec<(Bytes, Bytes)>| {
         let mut inner = shared.inner.borrow_mut();
         let _ = inner.conn.send_trailers(id, status, metadata);
@@ -305,7 +301,8 @@ fn start_call(
     };
     let deadline = call_head.deadline;
     let call = Call::new(state.clone(), call_head);
-    let Some(future) = service.call(head.method(), call) else {
+    let started = service.call(head.method(), call, state.slot.borrow_mut().as_mut());
+    if !started {
         let message = format!("unknown method {}", String::from_utf8_lossy(head.method()));
         return refuse(
             ResponseStatus {
@@ -315,22 +312,20 @@ fn start_call(
             },
             vec![],
         );
-    };
+    }
     state.deadline.set(deadline);
     shared.inner.borrow_mut().calls.insert(id.0, state.clone());
-    Some((state, future))
+    Some(state)
 }
 
 /// Polls a new call once in place; only if it is not done does it become a task.
-fn run_call(state: Rc<CallState>, future: CallFuture) {
-    let sleep = state
-        .deadline
-        .get()
-        .map(|d| Box::pin(tokio::time::sleep_until(d.into())));
+fn run_call(state: Rc<CallState>) {
+    if let Some(deadline) = state.deadline.get() {
+        state.arm_timer(deadline);
+    }
     let mut task = CallTask {
         state,
-        future: Some(future),
-        sleep,
+        active: true,
     };
     let mut cx = Context::from_waker(Waker::noop());
     if Pin::new(&mut task).poll(&mut cx).is_pending() {
@@ -338,12 +333,12 @@ fn run_call(state: Rc<CallState>, future: CallFuture) {
     }
 }
 
-/// A handler's future wrapped with what the engine enforces around it:
-/// cancellation, the deadline, panics, and releasing the stream at the end.
+/// A handler's future (kept in its call state's slot) wrapped with what the
+/// engine enforces around it: cancellation, the deadline, panics, and releasing
+/// the stream at the end.
 struct CallTask {
     state: Rc<CallState>,
-    future: Option<CallFuture>,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    active: bool,
 }
 
 impl Future for CallTask {
@@ -351,23 +346,24 @@ impl Future for CallTask {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let Some(future) = this.future.as_mut() else {
+        if !this.active {
             return Poll::Ready(());
-        };
+        }
         if this.state.is_cancelled() {
             this.finish();
             return Poll::Ready(());
         }
         this.state.register_task(cx.waker());
-        if let Some(sleep) = this.sleep.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                this.state
-                    .finish(Err(Status::deadline_exceeded("deadline exceeded")));
-                this.finish();
-                return Poll::Ready(());
-            }
+        if this.state.timer_fired(cx) {
+            this.state
+                .finish(Err(Status::deadline_exceeded("deadline exceeded")));
+            this.finish();
+            return Poll::Ready(());
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        let state = &this.state;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            state.slot.borrow_mut().as_mut().poll(cx)
+        })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {
                 this.finish();
@@ -384,9 +380,11 @@ impl Future for CallTask {
 }
 
 impl CallTask {
-    /// Drops the handler (cancelling whatever it awaited) and lets the stream go.
+    /// Drops the handler (cancelling whatever it awaited) and lets the stream go;
+    /// the call state goes back to the connection's pool.
     fn finish(&mut self) {
-        self.future = None;
+        self.active = false;
+        self.state.slot.borrow_mut().as_mut().clear();
         self.state.release();
         let mut pool = self.state.shared.call_pool.borrow_mut();
         if pool.len() < CALL_POOL {
@@ -397,9 +395,10 @@ impl CallTask {
 
 impl Drop for CallTask {
     fn drop(&mut self) {
-        if self.future.is_some() {
+        if self.active {
             // The runtime is shutting down with the call in flight.
-            self.future = None;
+            self.active = false;
+            self.state.slot.borrow_mut().as_mut().clear();
             self.state.release();
         }
     }
@@ -412,6 +411,13 @@ pub(crate) struct CallState {
     shared: Rc<Shared>,
     deadline: Cell<Option<Instant>>,
     state: RefCell<CallFlags>,
+    /// The handler's future, stored in place (pinned for the state's life).
+    slot: RefCell<Pin<Box<CallSlot>>>,
+    /// The deadline timer, made on the first call with a deadline and reset for
+    /// later ones.
+    timer: RefCell<Option<Pin<Box<tokio::time::Sleep>>>>,
+    /// Whether `timer` is set for the current call.
+    timer_armed: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -454,6 +460,7 @@ impl CallState {
             let state = pool.swap_remove(i);
             state.id.set(id);
             state.deadline.set(None);
+            state.timer_armed.set(false);
             state.state.borrow_mut().reset();
             return state;
         }
@@ -463,7 +470,31 @@ impl CallState {
             shared: shared.clone(),
             deadline: Cell::new(None),
             state: RefCell::new(CallFlags::default()),
+            slot: RefCell::new(Box::pin(CallSlot::new())),
+            timer: RefCell::new(None),
+            timer_armed: Cell::new(false),
         })
+    }
+
+    /// Starts the deadline timer, reusing the one an earlier call made.
+    fn arm_timer(&self, deadline: Instant) {
+        let mut timer = self.timer.borrow_mut();
+        match timer.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(deadline.into()),
+            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
+        }
+        self.timer_armed.set(true);
+    }
+
+    /// Whether the current call's deadline has passed (registering for it if not).
+    fn timer_fired(&self, cx: &mut Context<'_>) -> bool {
+        if !self.timer_armed.get() {
+            return false;
+        }
+        let mut timer = self.timer.borrow_mut();
+        timer
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 
     fn id(&self) -> StreamId {

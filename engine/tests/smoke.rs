@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use ringrpc_engine::{EngineConfig, Server};
-use ringrpc_service_api::server::{unary, CallFuture, Service};
+use std::pin::Pin;
+
+use ringrpc_service_api::server::{unary, CallSlot, Service};
 use ringrpc_service_api::{Call, Request, Response, Status};
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -25,21 +27,19 @@ impl Service for Greeter {
         "helloworld.Greeter"
     }
 
-    fn call(&self, method: &[u8], call: Call) -> Option<CallFuture> {
-        match method {
-            b"SayHello" => Some(Box::pin(unary(
-                call,
-                |req: Request<HelloRequest>| async move {
-                    if req.get_ref().name == "fail" {
-                        return Err(Status::not_found("no such name"));
-                    }
-                    Ok(Response::new(HelloReply {
-                        message: format!("Hello {}!", req.into_inner().name),
-                    }))
-                },
-            ))),
-            _ => None,
+    fn call(&self, method: &[u8], call: Call, slot: Pin<&mut CallSlot>) -> bool {
+        if method != b"SayHello" {
+            return false;
         }
+        slot.put(unary(call, |req: Request<HelloRequest>| async move {
+            if req.get_ref().name == "fail" {
+                return Err(Status::not_found("no such name"));
+            }
+            Ok(Response::new(HelloReply {
+                message: format!("Hello {}!", req.into_inner().name),
+            }))
+        }));
+        true
     }
 }
 

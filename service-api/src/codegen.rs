@@ -470,13 +470,11 @@ pub mod {module} {{
             SERVICE_NAME
         }}
 
-        fn call(&self, method: &[u8], call: {API}::Call) -> ::core::option::Option<{API}::server::CallFuture> {{
+        fn call(&self, method: &[u8], call: {API}::Call, slot: ::core::pin::Pin<&mut {API}::server::CallSlot>) -> bool {{
 "#
         );
         if methods.is_empty() {
-            buf.push_str(
-                "            let _ = (method, call);\n            ::core::option::Option::None\n",
-            );
+            buf.push_str("            let _ = (method, call, slot);\n            false\n");
         } else {
             buf.push_str("            match method {\n");
             for method in methods {
@@ -489,9 +487,10 @@ pub mod {module} {{
                     buf,
                     r#"                b"{proto}" => {{
                     let inner = ::std::rc::Rc::clone(&self.inner);
-                    ::core::option::Option::Some(::std::boxed::Box::pin({API}::server::{glue}(call, move |{params}| async move {{
+                    slot.put({API}::server::{glue}(call, move |{params}| async move {{
                         <{t} as {trait_name}>::{name}(&inner, {args}).await
-                    }})))
+                    }}));
+                    true
                 }}
 "#,
                     proto = method.proto_name,
@@ -499,7 +498,7 @@ pub mod {module} {{
                     name = method.rust_name,
                 );
             }
-            buf.push_str("                _ => ::core::option::Option::None,\n            }\n");
+            buf.push_str("                _ => false,\n            }\n");
         }
         buf.push_str("        }\n    }\n}\n");
     }

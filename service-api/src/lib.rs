@@ -45,6 +45,7 @@ pub mod codegen;
 mod metadata;
 mod request;
 pub mod server;
+mod slot;
 mod status;
 mod streaming;
 

@@ -1,7 +1,8 @@
 //! The router seam and the glue generated code uses to run the four RPC kinds.
 //!
 //! A generated `FooServer<T>` implements [`Service`]: given a method name and a
-//! [`Call`], it returns the future that runs the user's handler through one of
+//! [`Call`], it stores in a [`CallSlot`] the future that runs the user's handler
+//! through one of
 //! [`unary`], [`server_streaming`], [`client_streaming`] or [`bidi_streaming`].
 //! These decode the request, run the handler, encode the response and end the
 //! call with the right status, so the engine only moves bytes.
@@ -17,17 +18,18 @@ use crate::call::{Call, CallIo};
 use crate::request::CallContext;
 use crate::{Metadata, Request, Response, ResponseSink, Status, Streaming};
 
-/// The future running one call. Not `Send`: it stays on its core.
-pub type CallFuture = Pin<Box<dyn Future<Output = ()>>>;
+pub use crate::slot::{CallSlot, INLINE_CAPACITY};
 
 /// A gRPC service as the engine's router sees it.
 pub trait Service: 'static {
     /// Fully-qualified service name, e.g. `helloworld.Greeter`.
     fn name(&self) -> &'static str;
 
-    /// Starts `method` for `call`; `None` when the service has no such method (the
-    /// engine answers UNIMPLEMENTED).
-    fn call(&self, method: &[u8], call: Call) -> Option<CallFuture>;
+    /// Starts `method` for `call`: puts the future that runs it into `slot` and
+    /// returns true, or returns false when the service has no such method (the
+    /// engine answers UNIMPLEMENTED). The future is not `Send`: it stays on its
+    /// core, in storage the engine reuses, so starting a call allocates nothing.
+    fn call(&self, method: &[u8], call: Call, slot: Pin<&mut CallSlot>) -> bool;
 }
 
 fn split<T>(call: Call, message: T) -> (Rc<dyn CallIo>, Request<T>) {

@@ -89,7 +89,11 @@ fn every_described_method_routes_and_matches_the_kind() {
         for method in methods {
             let call = Call::new(FakeIo::new([]), CallHead::default());
             assert!(
-                service.call(method.as_bytes(), call).is_some(),
+                service.call(
+                    method.as_bytes(),
+                    call,
+                    Box::pin(ringrpc_service_api::server::CallSlot::new()).as_mut()
+                ),
                 "{}/{method}",
                 service.name()
             );

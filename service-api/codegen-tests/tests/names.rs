@@ -9,7 +9,11 @@ use support::FakeIo;
 
 fn probe(service: &dyn Service, method: &str) -> bool {
     let call = Call::new(FakeIo::new([]), CallHead::default());
-    service.call(method.as_bytes(), call).is_some()
+    service.call(
+        method.as_bytes(),
+        call,
+        Box::pin(ringrpc_service_api::server::CallSlot::new()).as_mut(),
+    )
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use ringrpc_service_api::server::Service;
+use ringrpc_service_api::server::{CallSlot, Service};
 use ringrpc_service_api::{Call, CallHead, CallIo, Code, Metadata, Status};
 
 /// A call whose request stream holds fixed messages and then ends.
@@ -165,10 +165,12 @@ pub fn run_with_head(
 ) -> Outcome {
     let io = FakeIo::new(requests);
     let call = Call::new(io.clone(), head);
-    let future = service
-        .call(method.as_bytes(), call)
-        .unwrap_or_else(|| panic!("no method {method}"));
-    futures_executor::block_on(future);
+    let mut slot = Box::pin(CallSlot::new());
+    assert!(
+        service.call(method.as_bytes(), call, slot.as_mut()),
+        "no method {method}"
+    );
+    futures_executor::block_on(std::future::poll_fn(|cx| slot.as_mut().poll(cx)));
     assert_eq!(io.finishes.get(), 1, "call ended without finish");
     let result = io.finished.borrow_mut().take().expect("finish recorded");
     let unread = io.requests.borrow().len();
