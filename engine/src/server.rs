@@ -25,14 +25,19 @@ impl Server {
         ServerBuilder {
             config: EngineConfig::default(),
             factories: Vec::new(),
+            on_shutdown: Vec::new(),
         }
     }
 }
+
+/// Runs when graceful shutdown begins.
+type ShutdownHook = Box<dyn Fn() + Send + Sync>;
 
 /// Collects services and configuration, then starts the workers.
 pub struct ServerBuilder {
     config: EngineConfig,
     factories: Vec<ServiceFactory>,
+    on_shutdown: Vec<ShutdownHook>,
 }
 
 impl ServerBuilder {
@@ -65,11 +70,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` once when graceful shutdown begins ([`ServerHandle::shutdown`],
+    /// or dropping the handle), before the workers are told to stop: connections
+    /// are still open, so e.g. a health service can report NOT_SERVING to its
+    /// watchers while in-flight calls drain. Hooks run in the order added.
+    pub fn on_shutdown(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_shutdown.push(Box::new(hook));
+        self
+    }
+
     /// Binds `addr` on every worker (`SO_REUSEPORT`: the kernel spreads new
     /// connections over them) and starts serving. Returns once every worker is
     /// accepting. Port 0 picks a free port, shared by all workers.
     pub fn serve(self, addr: SocketAddr) -> io::Result<ServerHandle> {
-        let ServerBuilder { config, factories } = self;
+        let ServerBuilder {
+            config,
+            factories,
+            on_shutdown,
+        } = self;
         let workers = config.workers.max(1);
         let first = bind(addr, config.backlog)?;
         let local_addr = first.local_addr()?;
@@ -120,6 +138,7 @@ impl ServerBuilder {
             backend,
             shutdown: shutdown_tx,
             threads,
+            on_shutdown: std::sync::Mutex::new(Some(on_shutdown)),
         })
     }
 }
@@ -135,12 +154,23 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
     backend: Backend,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    /// Taken by the first shutdown, so hooks run once.
+    on_shutdown: std::sync::Mutex<Option<Vec<ShutdownHook>>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("backend", &self.backend)
+            .field("workers", &self.threads.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -157,7 +187,18 @@ impl ServerHandle {
     /// Begins graceful shutdown: stop accepting, GOAWAY every connection, let
     /// in-flight calls finish within `shutdown_grace`, then close.
     pub fn shutdown(&self) {
+        self.run_shutdown_hooks();
         let _ = self.shutdown.send(true);
+    }
+
+    fn run_shutdown_hooks(&self) {
+        let hooks = match self.on_shutdown.lock() {
+            Ok(mut hooks) => hooks.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        for hook in hooks.into_iter().flatten() {
+            hook();
+        }
     }
 
     /// Waits for every worker to finish (after [`ServerHandle::shutdown`]).
@@ -177,6 +218,7 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     /// Dropping the handle starts a graceful shutdown; it does not wait for it.
     fn drop(&mut self) {
+        self.run_shutdown_hooks();
         let _ = self.shutdown.send(true);
     }
 }

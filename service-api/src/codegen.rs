@@ -24,6 +24,12 @@
 //! | `rpc M(stream A) returns (B)`          | `(&self, Request<Streaming<A>>) -> Result<Response<B>, Status>` |
 //! | `rpc M(stream A) returns (stream B)`   | `(&self, Request<Streaming<A>>, ResponseSink<B>) -> Result<(), Status>` |
 //!
+//! Each package module with services also gets
+//! `pub const FILE_DESCRIPTOR_SET: &[u8]`: the encoded
+//! `google.protobuf.FileDescriptorSet` of every compiled file and its imports
+//! (embedded with `include_bytes!` from a `<package>.fds.bin` written next to the
+//! generated file), which is what server reflection serves.
+//!
 //! Handler methods are `async fn`s without a `Send` bound: each worker core runs
 //! its own copy of a service, so handlers may hold `Rc` and `RefCell`.
 //!
@@ -191,10 +197,21 @@ impl Builder {
             std::fs::write(path, compiler.encode_file_descriptor_set())?;
         }
 
-        if let Some(dir) = &self.out_dir {
-            std::fs::create_dir_all(dir)?;
-            config.out_dir(dir);
-        }
+        let out_dir = match &self.out_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                config.out_dir(dir);
+                dir.clone()
+            }
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "OUT_DIR is not set: call from build.rs or set Builder::out_dir",
+                    )
+                })?,
+        };
         config.prost_path(PROST_PATH);
         config.bytes(&self.bytes);
         for (proto_path, rust_path) in &self.extern_paths {
@@ -203,17 +220,30 @@ impl Builder {
         if self.compile_well_known_types {
             config.compile_well_known_types();
         }
-        if self.build_server {
-            let mut extern_prefixes: Vec<String> = self
-                .extern_paths
-                .iter()
-                .map(|(proto, _)| proto.clone())
-                .collect();
-            if !self.compile_well_known_types {
-                extern_prefixes.push(".google.protobuf".to_owned());
-            }
-            config.service_generator(Box::new(ServiceGenerator { extern_prefixes }));
+        let mut extern_prefixes: Vec<String> = self
+            .extern_paths
+            .iter()
+            .map(|(proto, _)| proto.clone())
+            .collect();
+        if !self.compile_well_known_types {
+            extern_prefixes.push(".google.protobuf".to_owned());
         }
+        // Every package with services embeds the descriptor set (prost calls
+        // `finalize_package` for exactly those), written next to its Rust file.
+        let descriptor_set = compiler.encode_file_descriptor_set();
+        for file in &compiler.file_descriptor_set().file {
+            if !file.service.is_empty() {
+                std::fs::write(
+                    out_dir.join(descriptor_set_file(file.package())),
+                    &descriptor_set,
+                )?;
+            }
+        }
+        // Always installed: besides the service glue it embeds the descriptor set.
+        config.service_generator(Box::new(ServiceGenerator {
+            extern_prefixes,
+            build_server: self.build_server,
+        }));
         config.compile_fds(compiler.file_descriptor_set())
     }
 }
@@ -235,15 +265,39 @@ fn protox_error(error: protox::Error) -> io::Error {
     io::Error::new(kind, format!("{error:?}"))
 }
 
-/// Plugs into prost-build: renders each service prost finds.
+/// Plugs into prost-build: renders each service prost finds, and gives each
+/// package with services its `FILE_DESCRIPTOR_SET`.
 struct ServiceGenerator {
     /// Proto paths mapped to existing Rust types; their Rust paths are used as given.
     extern_prefixes: Vec<String>,
+    build_server: bool,
+}
+
+/// The descriptor set's file for `package`, named like prost's Rust file for it
+/// so one package's set cannot overwrite another's.
+fn descriptor_set_file(package: &str) -> String {
+    format!("{}.fds.bin", if package.is_empty() { "_" } else { package })
 }
 
 impl prost_build::ServiceGenerator for ServiceGenerator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
-        ServiceModel::from_prost(&service, &self.extern_prefixes).render(buf);
+        if self.build_server {
+            ServiceModel::from_prost(&service, &self.extern_prefixes).render(buf);
+        }
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        let file = descriptor_set_file(package);
+        // A relative path resolves against the file holding the macro, i.e. the
+        // generated file, wherever it is included from.
+        let _ = write!(
+            buf,
+            r#"
+/// The encoded `google.protobuf.FileDescriptorSet` of the compiled `.proto`
+/// files and everything they import, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("{file}");
+"#
+        );
     }
 }
 
