@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 4] = [
     "proto/helloworld.proto",
     "proto/route_guide.proto",
     "proto/chat.proto",
+    "proto/grpc/testing/test.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use ringrpc_codec::server::Config as CodecConfig;
 
+use crate::Encoding;
+
 /// Which I/O implementation the workers run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
@@ -65,6 +67,18 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// Listen backlog. Default 1024.
     pub backlog: i32,
+    /// How responses are compressed when the request was not. Default `None`:
+    /// like grpc-go without a configured compressor, a call's responses are
+    /// compressed only when its request was compressed, with the same encoding,
+    /// and only if the client's `grpc-accept-encoding` lists it. `Some(e)`
+    /// compresses every call's responses with `e` when the client accepts it
+    /// (else with another encoding it accepts, else not at all); a request's own
+    /// encoding still wins when accepted. Handlers can send single messages
+    /// uncompressed either way (`ResponseSink::send_uncompressed`,
+    /// `Response::disable_compression`). Compressed requests (gzip, zstd) are
+    /// always accepted; their decompressed size is bounded by
+    /// `codec.max_message_size`.
+    pub response_compression: Option<Encoding>,
     /// HTTP/2 and gRPC limits of each connection.
     pub codec: CodecConfig,
 }
@@ -83,6 +97,7 @@ impl Default for EngineConfig {
             stream_send_high_water: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
             backlog: 1024,
+            response_compression: None,
             codec: CodecConfig::default(),
         }
     }

@@ -32,6 +32,7 @@ use ringrpc_service_api::server::CallSlot;
 use ringrpc_service_api::{Call, CallHead, CallIo, Metadata, Status};
 use tokio::sync::Notify;
 
+use crate::compression::{self, Encoding};
 use crate::io::Socket;
 use crate::worker::WorkerContext;
 
@@ -215,7 +216,7 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
             Event::Message { id, message } => {
                 let call = shared.inner.borrow().calls.get(&id.0).cloned();
                 if let Some(call) = call {
-                    call.deliver(message.data);
+                    call.deliver(message.data, message.compressed);
                 } else {
                     // A call already answered (e.g. UNIMPLEMENTED): drop the message
                     // and give its credit back.
@@ -259,24 +260,36 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
         inner.conn.release_stream(id);
         None
     };
-    if let Some(encoding) = &head.encoding {
-        // Compressed requests are not supported yet: UNIMPLEMENTED, with the
-        // encodings we do accept, as gRPC's compression spec asks.
-        let message = format!(
-            "grpc-encoding {:?} is not supported",
-            String::from_utf8_lossy(encoding)
-        );
-        let status = ResponseStatus {
-            code: grpc_status::UNIMPLEMENTED,
-            message: message.into(),
-            details: None,
-        };
-        let accept = (
-            Bytes::from_static(b"grpc-accept-encoding"),
-            Bytes::from_static(b"identity"),
-        );
-        return refuse(status, vec![accept]);
-    }
+    let request_encoding = match &head.encoding {
+        None => None,
+        Some(name) => match Encoding::from_name(name) {
+            Some(encoding) => Some(encoding),
+            None => {
+                // UNIMPLEMENTED with the encodings we do accept, as gRPC's
+                // compression spec asks.
+                let message = format!(
+                    "grpc-encoding {:?} is not supported",
+                    String::from_utf8_lossy(name)
+                );
+                let status = ResponseStatus {
+                    code: grpc_status::UNIMPLEMENTED,
+                    message: message.into(),
+                    details: None,
+                };
+                let _ = shared.inner.borrow_mut().conn.set_encodings(
+                    id,
+                    None,
+                    Some(Bytes::from_static(compression::ACCEPT_ENCODING)),
+                );
+                return refuse(status, vec![]);
+            }
+        },
+    };
+    let response_encoding = compression::response_encoding(
+        request_encoding,
+        head.accept_encoding.as_deref(),
+        shared.worker.config.response_compression,
+    );
     let Some(service) = shared.worker.router.find(head.service()) else {
         let message = format!(
             "unknown service {}",
@@ -314,7 +327,18 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
         );
     }
     state.deadline.set(deadline);
-    shared.inner.borrow_mut().calls.insert(id.0, state.clone());
+    state.request_encoding.set(request_encoding);
+    state.response_encoding.set(response_encoding);
+    let mut inner = shared.inner.borrow_mut();
+    // The headers say which encoding compressed responses use, and which
+    // encodings we take, so the client may compress its next calls.
+    let _ = inner.conn.set_encodings(
+        id,
+        response_encoding.map(|e| Bytes::from_static(e.name().as_bytes())),
+        Some(Bytes::from_static(compression::ACCEPT_ENCODING)),
+    );
+    inner.calls.insert(id.0, state.clone());
+    drop(inner);
     Some(state)
 }
 
@@ -418,11 +442,18 @@ pub(crate) struct CallState {
     timer: RefCell<Option<Pin<Box<tokio::time::Sleep>>>>,
     /// Whether `timer` is set for the current call.
     timer_armed: Cell<bool>,
+    /// `grpc-encoding` of the request: how flagged messages are decompressed.
+    request_encoding: Cell<Option<Encoding>>,
+    /// How response messages are compressed; `None` sends them as they are.
+    response_encoding: Cell<Option<Encoding>>,
+    /// The message `poll_message` handed out last was compressed.
+    last_compressed: Cell<bool>,
 }
 
 #[derive(Default)]
 struct CallFlags {
-    inbox: VecDeque<Bytes>,
+    /// Messages as received, with their compressed flag.
+    inbox: VecDeque<(Bytes, bool)>,
     end_of_stream: bool,
     cancelled: Option<Status>,
     finished: bool,
@@ -461,6 +492,9 @@ impl CallState {
             state.id.set(id);
             state.deadline.set(None);
             state.timer_armed.set(false);
+            state.request_encoding.set(None);
+            state.response_encoding.set(None);
+            state.last_compressed.set(false);
             state.state.borrow_mut().reset();
             return state;
         }
@@ -473,6 +507,9 @@ impl CallState {
             slot: RefCell::new(Box::pin(CallSlot::new())),
             timer: RefCell::new(None),
             timer_armed: Cell::new(false),
+            request_encoding: Cell::new(None),
+            response_encoding: Cell::new(None),
+            last_compressed: Cell::new(false),
         })
     }
 
@@ -501,9 +538,9 @@ impl CallState {
         self.id.get()
     }
 
-    fn deliver(&self, message: Bytes) {
+    fn deliver(&self, message: Bytes, compressed: bool) {
         let mut s = self.state.borrow_mut();
-        s.inbox.push_back(message);
+        s.inbox.push_back((message, compressed));
         if let Some(w) = s.recv_waker.take() {
             w.wake();
         }
@@ -518,8 +555,17 @@ impl CallState {
     }
 
     fn cancel(&self, status: Status) {
+        if self.state.borrow().finished {
+            return;
+        }
+        self.mark_cancelled(status);
+    }
+
+    /// Records `status` as the reason the call stopped and wakes everything
+    /// waiting on it, so the handler is dropped at its next poll.
+    fn mark_cancelled(&self, status: Status) {
         let mut s = self.state.borrow_mut();
-        if s.finished || s.cancelled.is_some() {
+        if s.cancelled.is_some() {
             return;
         }
         s.cancelled = Some(status);
@@ -547,7 +593,7 @@ impl CallState {
             return;
         }
         // Messages nobody will read give their credit back.
-        let unread: usize = s.inbox.drain(..).map(|m| m.len() + 5).sum();
+        let unread: usize = s.inbox.drain(..).map(|(m, _)| m.len() + 5).sum();
         drop(s);
         let mut inner = self.shared.inner.borrow_mut();
         if unread > 0 {
@@ -557,6 +603,45 @@ impl CallState {
         inner.calls.remove(&self.id().0);
         drop(inner);
         self.shared.wake_writer();
+    }
+
+    /// Ends the call with `status` on the engine's behalf (the request could not
+    /// be read): the trailers go out now, and the handler is dropped at its next
+    /// poll, whatever it does with the error.
+    fn fail(&self, status: Status) {
+        self.finish(Err(status.clone()));
+        self.mark_cancelled(status);
+    }
+
+    /// Queues one response message, compressed with the call's response encoding
+    /// unless `uncompressed`.
+    fn queue_message(
+        &self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut BytesMut),
+        uncompressed: bool,
+    ) -> Result<(), Status> {
+        if self.state.borrow().cancelled.is_some() {
+            return Err(self.closed_status());
+        }
+        let mut inner = self.shared.inner.borrow_mut();
+        let inner = &mut *inner;
+        inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
+        encode(&mut inner.encode_buf);
+        let mut message = inner.encode_buf.split().freeze();
+        let encoding = self.response_encoding.get().filter(|_| !uncompressed);
+        if let Some(encoding) = encoding {
+            if let Err(e) = encoding.compress(&message, &mut inner.encode_buf) {
+                inner.encode_buf.clear();
+                return Err(Status::internal(format!("cannot compress response: {e}")));
+            }
+            message = inner.encode_buf.split().freeze();
+        }
+        let result = inner
+            .conn
+            .send_message(self.id(), message, encoding.is_some());
+        self.shared.wake_writer();
+        result.map_err(|_| self.closed_status())
     }
 
     fn closed_status(&self) -> Status {
@@ -573,7 +658,7 @@ impl CallIo for CallState {
         if let Some(status) = &s.cancelled {
             return Poll::Ready(Err(status.clone()));
         }
-        if let Some(message) = s.inbox.pop_front() {
+        if let Some((message, compressed)) = s.inbox.pop_front() {
             drop(s);
             // Consumption is what re-opens the client's window.
             self.shared
@@ -582,7 +667,24 @@ impl CallIo for CallState {
                 .conn
                 .release_capacity(self.id(), message.len() + 5);
             self.shared.wake_writer();
-            return Poll::Ready(Ok(Some(message)));
+            self.last_compressed.set(compressed);
+            if !compressed {
+                return Poll::Ready(Ok(Some(message)));
+            }
+            let limit = self.shared.worker.config.codec.max_message_size as usize;
+            // The codec lets the flag through only with a declared encoding, and
+            // start_call refused the ones we lack, so `None` cannot happen here.
+            let plain = match self.request_encoding.get() {
+                Some(encoding) => encoding.decompress(&message, limit),
+                None => Err(Status::internal("compressed message without grpc-encoding")),
+            };
+            return Poll::Ready(match plain {
+                Ok(plain) => Ok(Some(Bytes::from(plain))),
+                Err(status) => {
+                    self.fail(status.clone());
+                    Err(status)
+                }
+            });
         }
         if s.end_of_stream {
             return Poll::Ready(Ok(None));
@@ -638,17 +740,19 @@ impl CallIo for CallState {
         len: usize,
         encode: &mut dyn FnMut(&mut BytesMut),
     ) -> Result<(), Status> {
-        if self.state.borrow().cancelled.is_some() {
-            return Err(self.closed_status());
-        }
-        let mut inner = self.shared.inner.borrow_mut();
-        let inner = &mut *inner;
-        inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
-        encode(&mut inner.encode_buf);
-        let message = inner.encode_buf.split().freeze();
-        let result = inner.conn.send_message(self.id(), message, false);
-        self.shared.wake_writer();
-        result.map_err(|_| self.closed_status())
+        self.queue_message(len, encode, false)
+    }
+
+    fn send_message_uncompressed(
+        &self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Result<(), Status> {
+        self.queue_message(len, encode, true)
+    }
+
+    fn last_message_compressed(&self) -> bool {
+        self.last_compressed.get()
     }
 
     fn set_trailers(&self, metadata: Metadata) {

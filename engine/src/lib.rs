@@ -20,6 +20,8 @@
 //! - `conn`: the per-connection pump between the socket and the sans-IO codec,
 //!   and each call's [`ringrpc_service_api::CallIo`].
 //! - `router`: `:path` → service, built once per worker.
+//! - `compression`: gzip and zstd for messages ([`Encoding`]), bounded
+//!   decompression, and the choice of a call's response encoding.
 //!
 //! # Design
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod compression;
 mod config;
 mod conn;
 mod io;
@@ -38,6 +41,7 @@ mod router;
 mod server;
 mod worker;
 
+pub use compression::Encoding;
 pub use config::{Backend, EngineConfig};
 pub use ringrpc_codec::server::Config as CodecConfig;
 pub use server::{Server, ServerBuilder, ServerHandle};

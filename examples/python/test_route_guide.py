@@ -253,15 +253,25 @@ def test_request_over_the_message_limit_is_resource_exhausted(pb, greeter):
 
 
 def test_unsupported_request_compression_is_unimplemented(pb, greeter):
-    # The servers support no message compression: a gzip request is refused as
+    # The servers take gzip and zstd, not deflate: a deflate request is refused as
     # the gRPC compression spec asks, not misread as an uncompressed message.
     with pytest.raises(grpc.RpcError) as err:
         greeter.SayHello(
             pb.helloworld_pb2.HelloRequest(name="z" * 1000),
             timeout=CALL_TIMEOUT_S,
-            compression=grpc.Compression.Gzip,
+            compression=grpc.Compression.Deflate,
         )
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value
+
+
+def test_gzip_request_compression(pb, greeter):
+    name = "z" * 100_000
+    reply = greeter.SayHello(
+        pb.helloworld_pb2.HelloRequest(name=name),
+        timeout=CALL_TIMEOUT_S,
+        compression=grpc.Compression.Gzip,
+    )
+    assert reply.message == f"Hello {name}!"
 
 
 def test_greeter_server_does_not_serve_route_guide(pb, greeter_server):

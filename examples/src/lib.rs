@@ -7,6 +7,7 @@ use std::time::Duration;
 use ringrpc_engine::{EngineConfig, ServerBuilder};
 
 pub mod chat;
+pub mod interop;
 pub mod route_guide;
 pub mod route_guide_client;
 
@@ -23,6 +24,9 @@ pub mod server {
     pub mod chat {
         include!(concat!(env!("OUT_DIR"), "/server/chat.rs"));
     }
+    pub mod grpc_testing {
+        include!(concat!(env!("OUT_DIR"), "/server/grpc.testing.rs"));
+    }
 }
 
 /// tonic clients of the same protos: an independent gRPC implementation.
@@ -36,6 +40,9 @@ pub mod client {
     }
     pub mod chat {
         include!(concat!(env!("OUT_DIR"), "/client/chat.rs"));
+    }
+    pub mod grpc_testing {
+        include!(concat!(env!("OUT_DIR"), "/client/grpc.testing.rs"));
     }
 }
 
@@ -128,7 +135,17 @@ fn parse_or_exit<T: std::str::FromStr>(value: &str, name: &str) -> T {
 /// Starts `builder` on the flags' address, prints `listening on ADDR`, serves
 /// until SIGTERM or SIGINT, then drains gracefully and returns.
 pub fn serve_until_signal(builder: ServerBuilder, flags: &Flags) -> std::io::Result<()> {
-    let server = builder.config(flags.engine_config()).serve(flags.addr())?;
+    serve_with_config_until_signal(builder, flags, flags.engine_config())
+}
+
+/// [`serve_until_signal`] with an engine configuration of the caller's (usually
+/// `flags.engine_config()` adjusted).
+pub fn serve_with_config_until_signal(
+    builder: ServerBuilder,
+    flags: &Flags,
+    config: EngineConfig,
+) -> std::io::Result<()> {
+    let server = builder.config(config).serve(flags.addr())?;
     println!("listening on {}", server.local_addr());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -38,9 +38,29 @@ pub trait CallIo {
     fn flush_headers(&self);
 
     /// Queues one response message of `len` bytes, written by `encode` into the
-    /// engine's send buffer (so encoding needs no allocation of its own).
+    /// engine's send buffer (so encoding needs no allocation of its own). The
+    /// engine compresses it when the call's responses are compressed.
     fn send_message(&self, len: usize, encode: &mut dyn FnMut(&mut BytesMut))
         -> Result<(), Status>;
+
+    /// Whether the message the last `poll_message` handed out arrived compressed
+    /// (its compressed flag was set; it was decompressed before being handed out).
+    /// Default: false, for an implementation that never receives compressed
+    /// messages.
+    fn last_message_compressed(&self) -> bool {
+        false
+    }
+
+    /// Like [`CallIo::send_message`], but the message goes out uncompressed even
+    /// when the call's responses are compressed. Default: `send_message`, for an
+    /// implementation that never compresses.
+    fn send_message_uncompressed(
+        &self,
+        len: usize,
+        encode: &mut dyn FnMut(&mut BytesMut),
+    ) -> Result<(), Status> {
+        self.send_message(len, encode)
+    }
 
     /// Metadata to send with the trailers when the call ends successfully.
     fn set_trailers(&self, metadata: Metadata);

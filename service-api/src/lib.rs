@@ -14,6 +14,13 @@
 //! - `codegen` (feature): `.proto` → message types (prost) + a handler trait and
 //!   router glue per service.
 //!
+//! Compression is the engine's job: request messages arrive decompressed, and
+//! responses are compressed as the engine and the client agreed. Handlers see
+//! how each request message arrived ([`Request::compressed`],
+//! [`Streaming::message_with_info`]) and can send a single response uncompressed
+//! ([`ResponseSink::send_uncompressed`], [`Response::disable_compression`]), the
+//! way tonic lets a handler opt one message out.
+//!
 //! The wire rules (metadata keys and values, `grpc-message` percent-encoding,
 //! `-bin` base64) come from `ringrpc-codec`, which has no runtime dependencies, so
 //! `Status::to_trailers`/`from_trailers` and the codec agree by construction.
@@ -54,7 +61,7 @@ pub use code::Code;
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
 pub use request::{CallContext, Extensions, Request, Response};
 pub use status::Status;
-pub use streaming::{ResponseSink, Streaming};
+pub use streaming::{MessageInfo, ResponseSink, Streaming};
 
 /// Re-exports for generated code, so user crates need not depend on them directly.
 #[doc(hidden)]

@@ -126,6 +126,7 @@ impl fmt::Debug for Extensions {
 pub struct Request<T> {
     metadata: Metadata,
     message: T,
+    compressed: bool,
     context: CallContext,
     extensions: Extensions,
 }
@@ -136,6 +137,7 @@ impl<T> Request<T> {
         Request {
             metadata: Metadata::new(),
             message,
+            compressed: false,
             context: CallContext::default(),
             extensions: Extensions::new(),
         }
@@ -150,6 +152,7 @@ impl<T> Request<T> {
         Request {
             metadata,
             message,
+            compressed: false,
             context,
             extensions,
         }
@@ -178,6 +181,18 @@ impl<T> Request<T> {
     /// Takes the message out.
     pub fn into_inner(self) -> T {
         self.message
+    }
+
+    /// Whether the request message arrived compressed (unary and
+    /// server-streaming calls; for a stream of requests, see
+    /// [`crate::Streaming::message_with_info`]). It is decompressed already;
+    /// this is for services that must check how a client sent it.
+    pub fn compressed(&self) -> bool {
+        self.compressed
+    }
+
+    pub(crate) fn set_compressed(&mut self, compressed: bool) {
+        self.compressed = compressed;
     }
 
     /// The deadline the client set, if any.
@@ -213,6 +228,7 @@ pub struct Response<T> {
     metadata: Metadata,
     message: T,
     trailers: Metadata,
+    uncompressed: bool,
 }
 
 impl<T> Response<T> {
@@ -222,7 +238,22 @@ impl<T> Response<T> {
             metadata: Metadata::new(),
             message,
             trailers: Metadata::new(),
+            uncompressed: false,
         }
+    }
+
+    /// Sends this message uncompressed even when the call's responses are
+    /// compressed (the response encoding is chosen per call from the server's
+    /// configuration and the client's `grpc-accept-encoding`). Useful for data
+    /// that does not compress, or that must not share a compression context with
+    /// secrets.
+    pub fn disable_compression(&mut self) {
+        self.uncompressed = true;
+    }
+
+    /// Whether [`Response::disable_compression`] was called.
+    pub fn compression_disabled(&self) -> bool {
+        self.uncompressed
     }
 
     /// Metadata sent in the response headers.

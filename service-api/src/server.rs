@@ -47,26 +47,34 @@ async fn next_message(io: &dyn CallIo) -> Result<Option<Bytes>, Status> {
 
 /// Unary and server-streaming methods take exactly one request message; anything
 /// else is UNIMPLEMENTED, as gRPC's status code table asks.
-async fn single_message<T: Message + Default>(io: &dyn CallIo) -> Result<T, Status> {
+/// Returns the message and whether it arrived compressed.
+async fn single_message<T: Message + Default>(io: &dyn CallIo) -> Result<(T, bool), Status> {
     let Some(bytes) = next_message(io).await? else {
         return Err(Status::unimplemented(
             "expected one request message, got none",
         ));
     };
+    let compressed = io.last_message_compressed();
     if next_message(io).await?.is_some() {
         return Err(Status::unimplemented(
             "expected one request message, got more",
         ));
     }
-    Ok(T::decode(bytes)?)
+    Ok((T::decode(bytes)?, compressed))
 }
 
 fn send_response<T: Message>(io: &dyn CallIo, response: Response<T>) -> Result<Metadata, Status> {
+    let uncompressed = response.compression_disabled();
     let (metadata, message, trailers) = response.into_parts();
     if !metadata.is_empty() {
         io.send_headers(metadata)?;
     }
-    io.send_message(message.encoded_len(), &mut |buf| message.encode_raw(buf))?;
+    let mut encode = |buf: &mut bytes::BytesMut| message.encode_raw(buf);
+    if uncompressed {
+        io.send_message_uncompressed(message.encoded_len(), &mut encode)?;
+    } else {
+        io.send_message(message.encoded_len(), &mut encode)?;
+    }
     Ok(trailers)
 }
 
@@ -80,8 +88,9 @@ where
 {
     let io = call.io.clone();
     let result = async {
-        let message = single_message::<Req>(&*io).await?;
-        let (io, request) = split(call, message);
+        let (message, compressed) = single_message::<Req>(&*io).await?;
+        let (io, mut request) = split(call, message);
+        request.set_compressed(compressed);
         let response = handler(request).await?;
         send_response(&*io, response)
     }
@@ -116,8 +125,9 @@ where
 {
     let io = call.io.clone();
     let result = async {
-        let message = single_message::<Req>(&*io).await?;
-        let (io, request) = split(call, message);
+        let (message, compressed) = single_message::<Req>(&*io).await?;
+        let (io, mut request) = split(call, message);
+        request.set_compressed(compressed);
         with_eager_headers(&*io.clone(), handler(request, ResponseSink::new(io))).await
     }
     .await;

@@ -37,6 +37,18 @@ impl<T: Message + Default> Streaming<T> {
         poll_fn(|cx| self.poll_message(cx)).await
     }
 
+    /// The next message with facts about how it arrived (whether it was
+    /// compressed), `Ok(None)` once the client finished sending.
+    pub async fn message_with_info(&mut self) -> Result<Option<(T, MessageInfo)>, Status> {
+        let message = self.message().await?;
+        Ok(message.map(|message| {
+            let info = MessageInfo {
+                compressed: self.io.last_message_compressed(),
+            };
+            (message, info)
+        }))
+    }
+
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
         if self.done {
             return Poll::Ready(Ok(None));
@@ -75,6 +87,14 @@ impl<T> std::fmt::Debug for Streaming<T> {
     }
 }
 
+/// How one request message arrived, from [`Streaming::message_with_info`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessageInfo {
+    /// The message's compressed flag was set (it is decompressed already).
+    pub compressed: bool,
+}
+
 /// Where a server-streaming or bidirectional handler sends its responses.
 ///
 /// `send(msg).await` completes once the message is queued, and waits first while
@@ -108,6 +128,15 @@ impl<T: Message> ResponseSink<T> {
         poll_fn(|cx| self.io.poll_send_ready(cx)).await?;
         self.io
             .send_message(message.encoded_len(), &mut |buf| message.encode_raw(buf))
+    }
+
+    /// Like [`ResponseSink::send`], but this message goes out uncompressed even
+    /// when the call's responses are compressed: for data that does not
+    /// compress, or that must not be compressed together with secrets.
+    pub async fn send_uncompressed(&mut self, message: T) -> Result<(), Status> {
+        poll_fn(|cx| self.io.poll_send_ready(cx)).await?;
+        self.io
+            .send_message_uncompressed(message.encoded_len(), &mut |buf| message.encode_raw(buf))
     }
 
     /// Metadata for the trailers sent when the handler returns `Ok`.

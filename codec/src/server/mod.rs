@@ -1190,6 +1190,32 @@ impl Connection {
         Ok(())
     }
 
+    /// Sets the encodings the response headers declare: `encoding` becomes
+    /// `grpc-encoding` (the compression of messages sent with `compressed`), and
+    /// `accept_encoding` becomes `grpc-accept-encoding` (also in a Trailers-Only
+    /// response, which is where an UNIMPLEMENTED answer to an unsupported
+    /// `grpc-encoding` lists what the server takes). These are header fields gRPC
+    /// reserves, so they cannot go in as custom metadata. Values that are not
+    /// printable ASCII are left out. Takes effect only before the headers are
+    /// written.
+    pub fn set_encodings(
+        &mut self,
+        id: StreamId,
+        encoding: Option<Bytes>,
+        accept_encoding: Option<Bytes>,
+    ) -> Result<(), StreamClosed> {
+        let key = self.sendable(id)?;
+        let stream = self.streams.get(key);
+        let valid = |value: &Bytes| {
+            !value.is_empty()
+                && crate::grpc::metadata::is_valid_ascii_value(value)
+                && crate::grpc::metadata::is_valid_field_value(value)
+        };
+        stream.response_encoding = encoding.filter(valid);
+        stream.accept_encoding = accept_encoding.filter(valid);
+        Ok(())
+    }
+
     /// Queues one response message (without its 5-byte prefix, which the codec adds).
     /// `compressed` says `data` is already compressed with the response encoding.
     pub fn send_message(

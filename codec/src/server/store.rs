@@ -72,6 +72,10 @@ pub(crate) struct Stream {
     pub(crate) send_window: SendWindow,
     pub(crate) head: HeadState,
     pub(crate) head_metadata: Vec<(Bytes, Bytes)>,
+    /// `grpc-encoding` of the response messages, written with the headers.
+    pub(crate) response_encoding: Option<Bytes>,
+    /// `grpc-accept-encoding` to advertise with the headers (or Trailers-Only).
+    pub(crate) accept_encoding: Option<Bytes>,
     pub(crate) out: VecDeque<OutMessage>,
     /// Bytes of `out.front()` already written.
     pub(crate) out_offset: usize,
@@ -110,6 +114,8 @@ impl Stream {
             send_window: SendWindow::new(0),
             head: HeadState::Idle,
             head_metadata: Vec::new(),
+            response_encoding: None,
+            accept_encoding: None,
             out: VecDeque::new(),
             out_offset: 0,
             queued: 0,

@@ -162,6 +162,7 @@ impl StreamWriter<'_> {
             HeadState::Queued => {
                 self.header_block(stream.id, false, |w| {
                     w.scratch.extend_from_slice(hpack::RESPONSE_HEADERS_GRPC);
+                    w.encoding_fields(stream, true);
                     for (name, value) in stream.head_metadata.drain(..) {
                         w.metadata_field(&name, &value);
                     }
@@ -178,6 +179,8 @@ impl StreamWriter<'_> {
                 self.header_block(stream.id, true, |w| {
                     if trailers_only {
                         w.scratch.extend_from_slice(hpack::RESPONSE_HEADERS_GRPC);
+                        // No messages follow, so only what we accept is worth saying.
+                        w.encoding_fields(stream, false);
                     }
                     w.status_fields(&trailers);
                     for (name, value) in &metadata {
@@ -326,6 +329,29 @@ impl StreamWriter<'_> {
                 b"grpc-status-details-bin",
                 self.value_scratch,
                 Indexing::No,
+                self.scratch,
+            );
+        }
+    }
+
+    /// `grpc-encoding` (with messages to follow) and `grpc-accept-encoding`, as set
+    /// by `Connection::set_encodings`. Indexed: they repeat on every response.
+    fn encoding_fields(&mut self, stream: &Stream, with_encoding: bool) {
+        if with_encoding {
+            if let Some(encoding) = &stream.response_encoding {
+                self.encoder.encode_field(
+                    b"grpc-encoding",
+                    encoding,
+                    Indexing::Incremental,
+                    self.scratch,
+                );
+            }
+        }
+        if let Some(accept) = &stream.accept_encoding {
+            self.encoder.encode_field(
+                b"grpc-accept-encoding",
+                accept,
+                Indexing::Incremental,
                 self.scratch,
             );
         }

@@ -147,10 +147,22 @@ impl TestService for Tester {
         let (token, shell) = steer(request.metadata());
         let mut guard = DropGuard(token.clone());
         behave(request.metadata(), &token, request.context()).await?;
-        let (metadata, (), trailers) = shell.into_parts();
+        let (mut metadata, (), trailers) = shell.into_parts();
+        // How the request arrived and, on request, an uncompressed reply: for the
+        // compression tests.
+        let compressed = if request.compressed() {
+            "true"
+        } else {
+            "false"
+        };
+        metadata.insert("x-request-compressed", compressed).unwrap();
+        let uncompressed = request.metadata().get("x-uncompressed").is_some();
         let mut response = Response::new(request.into_inner());
         *response.metadata_mut() = metadata;
         *response.trailers_mut() = trailers;
+        if uncompressed {
+            response.disable_compression();
+        }
         record(&token, |o| o.completed = true);
         guard.0 = None;
         Ok(response)
@@ -165,10 +177,16 @@ impl TestService for Tester {
         let mut guard = DropGuard(token.clone());
         behave(request.metadata(), &token, request.context()).await?;
         responses.send_metadata(shell.metadata().clone())?;
+        let alternate = request.metadata().get("x-alternate-compression").is_some();
         let StreamRequest { count, size } = request.into_inner();
         let body = Bytes::from(vec![7u8; size as usize]);
-        for _ in 0..count {
-            responses.send(Payload { body: body.clone() }).await?;
+        for i in 0..count {
+            let payload = Payload { body: body.clone() };
+            if alternate && i % 2 == 1 {
+                responses.send_uncompressed(payload).await?;
+            } else {
+                responses.send(payload).await?;
+            }
         }
         responses.set_trailers(shell.trailers().clone());
         record(&token, |o| o.completed = true);
@@ -189,13 +207,20 @@ impl TestService for Tester {
         }
         let mut stream = request.into_inner();
         let mut summary = Summary::default();
-        while let Some(payload) = stream.message().await? {
+        let mut compressed = 0;
+        while let Some((payload, info)) = stream.message_with_info().await? {
             summary.bytes += payload.body.len() as u64;
             summary.count += 1;
+            compressed += u32::from(info.compressed);
         }
         record(&token, |o| o.completed = true);
         guard.0 = None;
-        Ok(Response::new(summary))
+        let mut response = Response::new(summary);
+        response
+            .metadata_mut()
+            .insert("x-compressed-messages", compressed.to_string())
+            .unwrap();
+        Ok(response)
     }
 
     async fn bidi(
@@ -307,6 +332,36 @@ pub async fn h2_call(
     headers: &[(&str, &str)],
     message: &[u8],
 ) -> RawResponse {
+    h2_call_framed(addr, path, headers, frame(false, message)).await
+}
+
+/// `message` with its 5-byte gRPC prefix (compressed flag and length).
+pub fn frame(compressed: bool, message: &[u8]) -> Vec<u8> {
+    let mut body = vec![u8::from(compressed)];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    body
+}
+
+/// The messages of a response body: (compressed flag, payload) each.
+pub fn unframe(mut body: &[u8]) -> Vec<(bool, Vec<u8>)> {
+    let mut messages = Vec::new();
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        messages.push((body[0] == 1, body[5..5 + len].to_vec()));
+        body = &body[5 + len..];
+    }
+    assert!(body.is_empty(), "trailing bytes after the last message");
+    messages
+}
+
+/// Like [`h2_call`], with the request body given as is (already framed).
+pub async fn h2_call_framed(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> RawResponse {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
@@ -316,9 +371,6 @@ pub async fn h2_call(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(message);
     let (response, mut stream) = client
         .send_request(request.body(()).unwrap(), false)
         .unwrap();
