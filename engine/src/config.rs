@@ -79,6 +79,13 @@ pub struct EngineConfig {
     /// always accepted; their decompressed size is bounded by
     /// `codec.max_message_size`.
     pub response_compression: Option<Encoding>,
+    /// Largest response message a call may send, in bytes before compression;
+    /// a larger one ends the call with RESOURCE_EXHAUSTED and nothing of it is
+    /// sent. Default 4 MiB: what grpc-go and tonic clients accept by default, so
+    /// a larger message would fail on their side anyway. (grpc-go's own server
+    /// default is 2^31-1.) Per service: `ServiceOptions::max_send_message_size`.
+    /// The receive limit is `codec.max_message_size`.
+    pub max_send_message_size: usize,
     /// HTTP/2 and gRPC limits of each connection.
     pub codec: CodecConfig,
 }
@@ -98,6 +105,7 @@ impl Default for EngineConfig {
             shutdown_grace: Duration::from_secs(30),
             backlog: 1024,
             response_compression: None,
+            max_send_message_size: 4 * 1024 * 1024,
             codec: CodecConfig::default(),
         }
     }

@@ -28,12 +28,14 @@ use ringrpc_codec::frame::StreamId;
 use ringrpc_codec::grpc::status as grpc_status;
 use ringrpc_codec::server::{Connection, Event, RequestHead, ResponseStatus};
 use ringrpc_codec::Reason;
+use ringrpc_service_api::intercept::InterceptFuture;
 use ringrpc_service_api::server::CallSlot;
-use ringrpc_service_api::{Call, CallHead, CallIo, Metadata, Status};
+use ringrpc_service_api::{Call, CallHead, CallIo, Intercept, InterceptRequest, Metadata, Status};
 use tokio::sync::Notify;
 
 use crate::compression::{self, Encoding};
 use crate::io::Socket;
+use crate::stats::RpcSpan;
 use crate::worker::WorkerContext;
 
 /// Finished call states kept per connection for reuse, so that a steady stream of
@@ -54,7 +56,10 @@ pub(crate) struct Shared {
     /// Bytes handed to the socket and not yet written.
     in_flight: Cell<usize>,
     closed: Cell<bool>,
-    remote_addr: SocketAddr,
+    /// `None` for Unix socket peers.
+    remote_addr: Option<SocketAddr>,
+    /// Status code of the request just refused by `start_call`, for its span.
+    refusal: Cell<Option<u32>>,
     worker: Rc<WorkerContext>,
     /// Call states whose calls ended; reused once nothing else holds them.
     call_pool: RefCell<Vec<Rc<CallState>>>,
@@ -72,7 +77,7 @@ struct Inner {
 }
 
 impl Shared {
-    pub(crate) fn new(remote_addr: SocketAddr, worker: Rc<WorkerContext>) -> Rc<Shared> {
+    pub(crate) fn new(remote_addr: Option<SocketAddr>, worker: Rc<WorkerContext>) -> Rc<Shared> {
         let conn = Connection::new(worker.config.codec.clone(), Instant::now());
         Rc::new(Shared {
             inner: RefCell::new(Inner {
@@ -86,6 +91,7 @@ impl Shared {
             in_flight: Cell::new(0),
             closed: Cell::new(false),
             remote_addr,
+            refusal: Cell::new(None),
             worker,
             call_pool: RefCell::new(Vec::new()),
             started: RefCell::new(Vec::new()),
@@ -122,6 +128,15 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.get()
+    }
+
+    /// Accounts for a request answered with `code` before any handler ran
+    /// (unknown service or method, unsupported encoding, an interceptor's
+    /// rejection): every such answer must pass through here for the counters and
+    /// the call's span.
+    pub(crate) fn rpc_refused(&self, code: u32) {
+        self.worker.stats.rpc_finished(code);
+        self.refusal.set(Some(code));
     }
 }
 
@@ -189,7 +204,7 @@ async fn read_until_closed(
         *buf = returned;
         match result {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(n) => shared.worker.stats.bytes_read(n),
         }
         shared.inner.borrow_mut().conn.recv(Instant::now(), buf);
         let closed = handle_events(shared);
@@ -209,8 +224,13 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
         let Some(event) = event else { break };
         match event {
             Event::Request { id, head } => {
+                shared.worker.stats.rpc_started();
+                let span = RpcSpan::start(&head.path);
                 if let Some(call) = start_call(shared, id, head) {
+                    call.opened(span);
                     started.push(call);
+                } else {
+                    RpcSpan::end(span, shared.refusal.take());
                 }
             }
             Event::Message { id, message } => {
@@ -255,6 +275,7 @@ fn handle_events(shared: &Rc<Shared>) -> bool {
 /// Routes a new request; answers it at once when it cannot be served.
 fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc<CallState>> {
     let refuse = |status: ResponseStatus, metadata: Vec<(Bytes, Bytes)>| {
+        shared.rpc_refused(status.code);
         let mut inner = shared.inner.borrow_mut();
         let _ = inner.conn.send_trailers(id, status, metadata);
         inner.conn.release_stream(id);
@@ -290,41 +311,37 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
         head.accept_encoding.as_deref(),
         shared.worker.config.response_compression,
     );
-    let Some(service) = shared.worker.router.find(head.service()) else {
-        let message = format!(
-            "unknown service {}",
-            String::from_utf8_lossy(head.service())
-        );
-        return refuse(
-            ResponseStatus {
-                code: grpc_status::UNIMPLEMENTED,
-                message: message.into(),
-                details: None,
-            },
-            vec![],
-        );
-    };
-    let state = CallState::take(shared, id);
     let mut head = head;
     let call_head = CallHead {
         metadata: Metadata::from_raw(std::mem::take(&mut head.metadata)),
         deadline: head.timeout.map(|t| Instant::now() + t),
-        remote_addr: Some(shared.remote_addr),
+        remote_addr: shared.remote_addr,
         extensions: Default::default(),
     };
     let deadline = call_head.deadline;
-    let call = Call::new(state.clone(), call_head);
-    let started = service.call(head.method(), call, state.slot.borrow_mut().as_mut());
-    if !started {
-        let message = format!("unknown method {}", String::from_utf8_lossy(head.method()));
-        return refuse(
-            ResponseStatus {
-                code: grpc_status::UNIMPLEMENTED,
+    let request = InterceptRequest::new(std::mem::take(&mut head.path), call_head);
+    let state = CallState::take(shared, id);
+    match dispatch(&state, request, Step::Server(0)) {
+        Dispatch::Started => {}
+        Dispatch::Pending(intercepting) => {
+            // The rest runs in the call's task, within its deadline; messages
+            // that arrive meanwhile wait in its inbox.
+            *state.intercepting.borrow_mut() = Some(intercepting);
+        }
+        Dispatch::Refused(status) => {
+            let mut pool = shared.call_pool.borrow_mut();
+            if pool.len() < CALL_POOL {
+                pool.push(state);
+            }
+            drop(pool);
+            let (code, message, details, metadata) = status.into_parts();
+            let status = ResponseStatus {
+                code: code as u32,
                 message: message.into(),
-                details: None,
-            },
-            vec![],
-        );
+                details: (!details.is_empty()).then_some(details),
+            };
+            return refuse(status, metadata.into_raw());
+        }
     }
     state.deadline.set(deadline);
     state.request_encoding.set(request_encoding);
@@ -340,6 +357,109 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
     inner.calls.insert(id.0, state.clone());
     drop(inner);
     Some(state)
+}
+
+/// Where a call's way through the interceptors resumes.
+#[derive(Clone, Copy)]
+enum Step {
+    /// At this server-wide interceptor.
+    Server(usize),
+    /// At this interceptor of the call's service.
+    Service(usize),
+}
+
+/// An async interceptor deciding a call, and where to go on when it has.
+pub(crate) struct Intercepting {
+    future: InterceptFuture,
+    next: Step,
+}
+
+enum Dispatch {
+    /// The handler's future is in the call's slot.
+    Started,
+    /// Waiting for an async interceptor.
+    Pending(Intercepting),
+    /// An interceptor rejected the call, or no service or method matched.
+    Refused(Status),
+}
+
+/// Runs a request through the interceptors from `step` on, then hands it to
+/// its service. Without interceptors this is a lookup and `Service::call`.
+fn dispatch(state: &Rc<CallState>, mut request: InterceptRequest, step: Step) -> Dispatch {
+    let router = &state.shared.worker.router;
+    let first = match step {
+        Step::Server(first) => {
+            for (i, interceptor) in router.interceptors().iter().enumerate().skip(first) {
+                match interceptor.intercept(request) {
+                    Intercept::Ready(Ok(next)) => request = next,
+                    Intercept::Ready(Err(status)) => return Dispatch::Refused(status),
+                    Intercept::Pending(future) => {
+                        return Dispatch::Pending(Intercepting {
+                            future,
+                            next: Step::Server(i + 1),
+                        })
+                    }
+                }
+            }
+            0
+        }
+        Step::Service(first) => first,
+    };
+    let Some(route) = router.find(request.service()) else {
+        let path = request.into_parts().0;
+        let service = split_path(&path).0;
+        return Dispatch::Refused(Status::unimplemented(format!(
+            "unknown service {}",
+            String::from_utf8_lossy(service)
+        )));
+    };
+    for (i, interceptor) in route.interceptors.iter().enumerate().skip(first) {
+        match interceptor.intercept(request) {
+            Intercept::Ready(Ok(next)) => request = next,
+            Intercept::Ready(Err(status)) => return Dispatch::Refused(status),
+            Intercept::Pending(future) => {
+                return Dispatch::Pending(Intercepting {
+                    future,
+                    next: Step::Service(i + 1),
+                })
+            }
+        }
+    }
+    let config = &state.shared.worker.config;
+    state.max_receive.set(
+        route
+            .max_receive_message_size
+            .unwrap_or(config.codec.max_message_size as usize),
+    );
+    state.max_send.set(
+        route
+            .max_send_message_size
+            .unwrap_or(config.max_send_message_size),
+    );
+    let (path, head) = request.into_parts();
+    let method = split_path(&path).1;
+    let call = Call::new(state.clone(), head);
+    if route
+        .service
+        .call(method, call, state.slot.borrow_mut().as_mut())
+    {
+        Dispatch::Started
+    } else {
+        Dispatch::Refused(Status::unimplemented(format!(
+            "unknown method {}",
+            String::from_utf8_lossy(method)
+        )))
+    }
+}
+
+/// `/service/method` → (service, method); empty parts for any other path.
+fn split_path(path: &[u8]) -> (&[u8], &[u8]) {
+    path.strip_prefix(b"/")
+        .and_then(|rest| {
+            let slash = rest.iter().position(|&b| b == b'/')?;
+            Some((&rest[..slash], &rest[slash + 1..]))
+        })
+        .unwrap_or((&[], &[]))
 }
 
 /// Polls a new call once in place; only if it is not done does it become a task.
@@ -384,9 +504,15 @@ impl Future for CallTask {
             this.finish();
             return Poll::Ready(());
         }
+        let _in_span = this.state.span().map(tracing::Span::entered);
         let state = &this.state;
         match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            state.slot.borrow_mut().as_mut().poll(cx)
+            match state.poll_intercepting(cx) {
+                Poll::Ready(true) => state.slot.borrow_mut().as_mut().poll(cx),
+                // Rejected: the status is sent already.
+                Poll::Ready(false) => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+            }
         })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {
@@ -408,6 +534,7 @@ impl CallTask {
     /// the call state goes back to the connection's pool.
     fn finish(&mut self) {
         self.active = false;
+        self.state.intercepting.borrow_mut().take();
         self.state.slot.borrow_mut().as_mut().clear();
         self.state.release();
         let mut pool = self.state.shared.call_pool.borrow_mut();
@@ -422,6 +549,7 @@ impl Drop for CallTask {
         if self.active {
             // The runtime is shutting down with the call in flight.
             self.active = false;
+            self.state.intercepting.borrow_mut().take();
             self.state.slot.borrow_mut().as_mut().clear();
             self.state.release();
         }
@@ -448,6 +576,12 @@ pub(crate) struct CallState {
     response_encoding: Cell<Option<Encoding>>,
     /// The message `poll_message` handed out last was compressed.
     last_compressed: Cell<bool>,
+    /// An async interceptor still deciding whether the call reaches its handler.
+    intercepting: RefCell<Option<Intercepting>>,
+    /// Largest request message the call's service takes (after decompression).
+    max_receive: Cell<usize>,
+    /// Largest response message the call's service sends (before compression).
+    max_send: Cell<usize>,
 }
 
 #[derive(Default)]
@@ -465,6 +599,8 @@ struct CallFlags {
     task_waker: Option<Waker>,
     /// Waiters on `CallContext::cancelled`.
     cancel_wakers: Vec<Waker>,
+    /// The call's tracing span, when a subscriber wants one.
+    span: Option<RpcSpan>,
 }
 
 impl CallFlags {
@@ -479,6 +615,7 @@ impl CallFlags {
         self.recv_waker = None;
         self.task_waker = None;
         self.cancel_wakers.clear();
+        self.span = None;
     }
 }
 
@@ -510,7 +647,40 @@ impl CallState {
             request_encoding: Cell::new(None),
             response_encoding: Cell::new(None),
             last_compressed: Cell::new(false),
+            intercepting: RefCell::new(None),
+            max_receive: Cell::new(0),
+            max_send: Cell::new(0),
         })
+    }
+
+    /// Drives a pending async interceptor: `Ready(true)` once the handler's
+    /// future is in the slot (at once when no interceptor is pending),
+    /// `Ready(false)` when the call was refused and its status sent.
+    fn poll_intercepting(self: &Rc<Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            let mut pending = self.intercepting.borrow_mut();
+            let Some(intercepting) = pending.as_mut() else {
+                return Poll::Ready(true);
+            };
+            let Poll::Ready(result) = intercepting.future.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            let next = intercepting.next;
+            *pending = None;
+            drop(pending);
+            let dispatched = match result {
+                Ok(request) => dispatch(self, request, next),
+                Err(status) => Dispatch::Refused(status),
+            };
+            match dispatched {
+                Dispatch::Started => return Poll::Ready(true),
+                Dispatch::Pending(more) => *self.intercepting.borrow_mut() = Some(more),
+                Dispatch::Refused(status) => {
+                    self.finish(Err(status));
+                    return Poll::Ready(false);
+                }
+            }
+        }
     }
 
     /// Starts the deadline timer, reusing the one an earlier call made.
@@ -568,10 +738,15 @@ impl CallState {
         if s.cancelled.is_some() {
             return;
         }
+        // A call whose status went out was accounted for by `finish`.
+        let ended = (!s.finished).then(|| (status.code() as u32, s.span.take()));
         s.cancelled = Some(status);
         let wakers = [s.recv_waker.take(), s.task_waker.take()];
         let cancel_wakers = std::mem::take(&mut s.cancel_wakers);
         drop(s);
+        if let Some((code, span)) = ended {
+            self.ended(code, span);
+        }
         wakers
             .into_iter()
             .flatten()
@@ -592,6 +767,7 @@ impl CallState {
         if std::mem::replace(&mut s.released, true) {
             return;
         }
+        self.shared.worker.stats.stream_closed();
         // Messages nobody will read give their credit back.
         let unread: usize = s.inbox.drain(..).map(|(m, _)| m.len() + 5).sum();
         drop(s);
@@ -603,6 +779,25 @@ impl CallState {
         inner.calls.remove(&self.id().0);
         drop(inner);
         self.shared.wake_writer();
+    }
+
+    /// The call has a handler (or an interceptor deciding it) from now on.
+    fn opened(&self, span: Option<RpcSpan>) {
+        self.shared.worker.stats.stream_opened();
+        self.state.borrow_mut().span = span;
+    }
+
+    /// The call's span, entered while its handler runs so that the handler's own
+    /// spans and events nest under it.
+    fn span(&self) -> Option<tracing::Span> {
+        let s = self.state.borrow();
+        s.span.as_ref().map(RpcSpan::span)
+    }
+
+    /// The call's final status is known: count it and close its span.
+    fn ended(&self, code: u32, span: Option<RpcSpan>) {
+        self.shared.worker.stats.rpc_finished(code);
+        RpcSpan::end(span, Some(code));
     }
 
     /// Ends the call with `status` on the engine's behalf (the request could not
@@ -623,6 +818,15 @@ impl CallState {
     ) -> Result<(), Status> {
         if self.state.borrow().cancelled.is_some() {
             return Err(self.closed_status());
+        }
+        let max = self.max_send.get();
+        if len > max {
+            // Checked before encoding, so nothing of the message is sent.
+            let status = Status::resource_exhausted(format!(
+                "trying to send message larger than max ({len} vs. {max})"
+            ));
+            self.fail(status.clone());
+            return Err(status);
         }
         let mut inner = self.shared.inner.borrow_mut();
         let inner = &mut *inner;
@@ -668,10 +872,19 @@ impl CallIo for CallState {
                 .release_capacity(self.id(), message.len() + 5);
             self.shared.wake_writer();
             self.last_compressed.set(compressed);
+            // The codec enforces the server's limit; a service may set a lower one.
+            let limit = self.max_receive.get();
+            if message.len() > limit {
+                let status = Status::resource_exhausted(format!(
+                    "received message larger than max ({} vs. {limit})",
+                    message.len()
+                ));
+                self.fail(status.clone());
+                return Poll::Ready(Err(status));
+            }
             if !compressed {
                 return Poll::Ready(Ok(Some(message)));
             }
-            let limit = self.shared.worker.config.codec.max_message_size as usize;
             // The codec lets the flag through only with a declared encoding, and
             // start_call refused the ones we lack, so `None` cannot happen here.
             let plain = match self.request_encoding.get() {
@@ -765,7 +978,10 @@ impl CallIo for CallState {
             return;
         }
         let extra = std::mem::take(&mut s.trailers);
+        let span = s.span.take();
         drop(s);
+        let code = result.as_ref().map_or_else(|e| e.code() as u32, |_| 0);
+        self.ended(code, span);
         let (status, mut metadata) = match result {
             Ok(metadata) => (ResponseStatus::OK, metadata),
             Err(status) => {
@@ -823,6 +1039,9 @@ async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
         }
         shared.in_flight.set(out.len());
         let (result, buf) = socket.write_all(out).await;
+        if result.is_ok() {
+            shared.worker.stats.bytes_written(buf.len());
+        }
         out = buf;
         shared.in_flight.set(0);
         shared.write_done.notify_one();

@@ -10,33 +10,69 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use tokio_uring::buf::BoundedBuf;
 
+/// A bound, listening socket, before a worker's runtime takes it over.
+pub(crate) enum Bound {
+    /// One per worker (`SO_REUSEPORT`).
+    Tcp(std::net::TcpListener),
+    /// One socket for all workers, each holding a duplicate of its descriptor.
+    Unix(std::os::unix::net::UnixListener),
+}
+
 /// A listening socket of one worker.
 pub(crate) enum Listener {
     Uring(tokio_uring::net::TcpListener),
     Epoll(tokio::net::TcpListener),
+    /// Unix sockets are accepted through the reactor's readiness on both
+    /// backends (tokio-uring cannot adopt a listener bound elsewhere); with
+    /// io_uring the accepted connection's reads and writes then go through the
+    /// ring. Accepting is not on the per-RPC path.
+    Unix {
+        listener: tokio::net::UnixListener,
+        uring: bool,
+    },
 }
 
 impl Listener {
     /// Wraps a bound, listening, non-blocking std listener for `backend`.
-    pub(crate) fn new(listener: std::net::TcpListener, uring: bool) -> io::Result<Listener> {
-        Ok(if uring {
-            Listener::Uring(tokio_uring::net::TcpListener::from_std(listener))
-        } else {
-            Listener::Epoll(tokio::net::TcpListener::from_std(listener)?)
+    pub(crate) fn new(listener: Bound, uring: bool) -> io::Result<Listener> {
+        Ok(match listener {
+            Bound::Tcp(listener) if uring => {
+                Listener::Uring(tokio_uring::net::TcpListener::from_std(listener))
+            }
+            Bound::Tcp(listener) => Listener::Epoll(tokio::net::TcpListener::from_std(listener)?),
+            Bound::Unix(listener) => Listener::Unix {
+                listener: tokio::net::UnixListener::from_std(listener)?,
+                uring,
+            },
         })
     }
 
-    pub(crate) async fn accept(&self) -> io::Result<(Socket, SocketAddr)> {
+    /// The next connection, with the peer's address for TCP (`None` for Unix
+    /// sockets, whose peers have no IP address).
+    pub(crate) async fn accept(&self) -> io::Result<(Socket, Option<SocketAddr>)> {
         match self {
             Listener::Uring(l) => {
                 let (stream, addr) = l.accept().await?;
                 stream.set_nodelay(true)?;
-                Ok((Socket::Uring(stream), addr))
+                Ok((Socket::Uring(stream), Some(addr)))
             }
             Listener::Epoll(l) => {
                 let (stream, addr) = l.accept().await?;
                 stream.set_nodelay(true)?;
-                Ok((Socket::Epoll(stream), addr))
+                Ok((Socket::Epoll(stream), Some(addr)))
+            }
+            Listener::Unix { listener, uring } => {
+                let (stream, _) = listener.accept().await?;
+                let socket = if *uring {
+                    let stream = stream.into_std()?;
+                    // The ring does blocking-style operations itself; the
+                    // descriptor must not return EAGAIN to it.
+                    stream.set_nonblocking(false)?;
+                    Socket::UringUnix(tokio_uring::net::UnixStream::from_std(stream))
+                } else {
+                    Socket::EpollUnix(stream)
+                };
+                Ok((socket, None))
             }
         }
     }
@@ -46,6 +82,44 @@ impl Listener {
 pub(crate) enum Socket {
     Uring(tokio_uring::net::TcpStream),
     Epoll(tokio::net::TcpStream),
+    UringUnix(tokio_uring::net::UnixStream),
+    EpollUnix(tokio::net::UnixStream),
+}
+
+/// Reads from a readiness-based stream into `buf`, waiting for readability.
+macro_rules! epoll_read {
+    ($s:expr, $buf:expr) => {
+        loop {
+            match $s.try_read_buf(&mut $buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = $s.readable().await {
+                        return (Err(e), $buf);
+                    }
+                }
+                result => return (result, $buf),
+            }
+        }
+    };
+}
+
+/// Writes all of `buf` to a readiness-based stream, waiting for writability.
+macro_rules! epoll_write_all {
+    ($s:expr, $buf:expr) => {{
+        let mut written = 0;
+        while written < $buf.len() {
+            match $s.try_write(&$buf[written..]) {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), $buf),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = $s.writable().await {
+                        return (Err(e), $buf);
+                    }
+                }
+                Err(e) => return (Err(e), $buf),
+            }
+        }
+        (Ok(()), $buf)
+    }};
 }
 
 impl Socket {
@@ -64,16 +138,14 @@ impl Socket {
                 let (result, slice) = s.read(buf.slice(start..end)).await;
                 (result, slice.into_inner())
             }
-            Socket::Epoll(s) => loop {
-                match s.try_read_buf(&mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(e) = s.readable().await {
-                            return (Err(e), buf);
-                        }
-                    }
-                    result => return (result, buf),
-                }
-            },
+            Socket::UringUnix(s) => {
+                let start = buf.len();
+                let end = buf.capacity();
+                let (result, slice) = s.read(buf.slice(start..end)).await;
+                (result, slice.into_inner())
+            }
+            Socket::Epoll(s) => epoll_read!(s, buf),
+            Socket::EpollUnix(s) => epoll_read!(s, buf),
         }
     }
 
@@ -84,22 +156,9 @@ impl Socket {
                 let (result, buf) = s.write_all(buf).await;
                 (result, buf)
             }
-            Socket::Epoll(s) => {
-                let mut written = 0;
-                while written < buf.len() {
-                    match s.try_write(&buf[written..]) {
-                        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                        Ok(n) => written += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if let Err(e) = s.writable().await {
-                                return (Err(e), buf);
-                            }
-                        }
-                        Err(e) => return (Err(e), buf),
-                    }
-                }
-                (Ok(()), buf)
-            }
+            Socket::UringUnix(s) => s.write_all(buf).await,
+            Socket::Epoll(s) => epoll_write_all!(s, buf),
+            Socket::EpollUnix(s) => epoll_write_all!(s, buf),
         }
     }
 
@@ -108,7 +167,9 @@ impl Socket {
     pub(crate) fn shutdown(&self) {
         let _ = match self {
             Socket::Uring(s) => s.shutdown(std::net::Shutdown::Both),
+            Socket::UringUnix(s) => s.shutdown(std::net::Shutdown::Both),
             Socket::Epoll(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+            Socket::EpollUnix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
         };
     }
 }

@@ -12,14 +12,18 @@
 //!
 //! - `config`: [`EngineConfig`] and [`Backend`].
 //! - `server`: [`Server`], [`ServerBuilder`], [`ServerHandle`]; binds one
-//!   `SO_REUSEPORT` listener per worker and starts the worker threads.
+//!   `SO_REUSEPORT` listener per worker (or one Unix domain socket they all
+//!   accept from) and starts the worker threads.
+//! - `stats`: per-worker counters, read through [`ServerHandle::stats`], and
+//!   the per-RPC `rpc` tracing span (made only when a subscriber wants it).
 //! - `worker`: a pinned thread with its own runtime (tokio-uring, or tokio's epoll
 //!   reactor), its router and its connections; graceful drain.
 //! - `io`: the I/O seam both backends implement (accept, read into an owned
 //!   buffer, write an owned buffer).
 //! - `conn`: the per-connection pump between the socket and the sans-IO codec,
 //!   and each call's [`ringrpc_service_api::CallIo`].
-//! - `router`: `:path` → service, built once per worker.
+//! - `router`: `:path` → service, built once per worker, with the
+//!   interceptors and message size limits around each service ([`ServiceOptions`]).
 //! - `compression`: gzip and zstd for messages ([`Encoding`]), bounded
 //!   decompression, and the choice of a call's response encoding.
 //!
@@ -39,9 +43,12 @@ mod conn;
 mod io;
 mod router;
 mod server;
+mod stats;
 mod worker;
 
 pub use compression::Encoding;
 pub use config::{Backend, EngineConfig};
 pub use ringrpc_codec::server::Config as CodecConfig;
+pub use router::ServiceOptions;
 pub use server::{Server, ServerBuilder, ServerHandle};
+pub use stats::{Counters, Stats, STATS_WAIT};

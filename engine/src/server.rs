@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -10,10 +11,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::config::{Backend, EngineConfig};
+use crate::io::Bound;
+use crate::router::{InterceptorFactory, Route, ServiceOptions};
+use crate::stats::{self, Stats, StatsCell};
 use crate::worker::{self, WorkerSetup};
 
-/// Builds one worker's instance of a service.
-pub(crate) type ServiceFactory = Box<dyn Fn() -> Box<dyn Service> + Send + Sync>;
+/// Builds one worker's instance of a service, with its interceptors.
+pub(crate) type ServiceFactory = Box<dyn Fn() -> Route + Send + Sync>;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -25,6 +29,7 @@ impl Server {
         ServerBuilder {
             config: EngineConfig::default(),
             factories: Vec::new(),
+            interceptors: Vec::new(),
             on_shutdown: Vec::new(),
         }
     }
@@ -37,6 +42,7 @@ type ShutdownHook = Box<dyn Fn() + Send + Sync>;
 pub struct ServerBuilder {
     config: EngineConfig,
     factories: Vec<ServiceFactory>,
+    interceptors: Vec<InterceptorFactory>,
     on_shutdown: Vec<ShutdownHook>,
 }
 
@@ -61,12 +67,52 @@ impl ServerBuilder {
     /// ```ignore
     /// Server::builder().add_service(|| GreeterServer::new(MyGreeter::default()))
     /// ```
-    pub fn add_service<S, F>(mut self, factory: F) -> Self
+    pub fn add_service<S, F>(self, factory: F) -> Self
     where
         S: Service,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        self.factories.push(Box::new(move || Box::new(factory())));
+        self.add_service_with(factory, ServiceOptions::new())
+    }
+
+    /// Adds a service like [`ServerBuilder::add_service`], with its own
+    /// interceptors and message size limits ([`ServiceOptions`]).
+    pub fn add_service_with<S, F>(mut self, factory: F, options: ServiceOptions) -> Self
+    where
+        S: Service,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let no_server_interceptors: Arc<[InterceptorFactory]> = Arc::new([]);
+        self.factories.push(Box::new(move || Route {
+            service: Box::new(factory()),
+            interceptors: options.interceptors.iter().map(|f| f()).collect(),
+            max_receive_message_size: options.max_receive_message_size,
+            max_send_message_size: options.max_send_message_size,
+            server_interceptors: no_server_interceptors.clone(),
+        }));
+        self
+    }
+
+    /// Adds an interceptor that runs for every call, before the service's own
+    /// interceptors and before the service is looked up (so an auth check also
+    /// answers calls to services that do not exist). `factory` runs once per
+    /// worker, so the interceptor may hold per-core state; interceptors run in
+    /// the order added. See [`ringrpc_service_api::intercept`].
+    ///
+    /// ```ignore
+    /// Server::builder()
+    ///     .interceptor(|| |request: InterceptRequest| {
+    ///         match request.metadata().get("authorization") { ... }
+    ///     })
+    /// ```
+    pub fn interceptor<I, F>(mut self, factory: F) -> Self
+    where
+        I: ringrpc_service_api::Interceptor,
+        F: Fn() -> I + Send + Sync + 'static,
+    {
+        self.interceptors.push(Arc::new(move || {
+            Box::new(factory()) as Box<dyn ringrpc_service_api::Interceptor>
+        }));
         self
     }
 
@@ -83,18 +129,58 @@ impl ServerBuilder {
     /// connections over them) and starts serving. Returns once every worker is
     /// accepting. Port 0 picks a free port, shared by all workers.
     pub fn serve(self, addr: SocketAddr) -> io::Result<ServerHandle> {
+        let workers = self.config.workers.max(1);
+        let first = bind(addr, self.config.backlog)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![Bound::Tcp(first)];
+        for _ in 1..workers {
+            listeners.push(Bound::Tcp(bind(local_addr, self.config.backlog)?));
+        }
+        self.start(listeners, Some(local_addr), None)
+    }
+
+    /// Listens on the Unix domain socket at `path` (e.g. behind a sidecar proxy)
+    /// and starts serving, like [`ServerBuilder::serve`] with the same connection
+    /// handling on either backend. All workers accept from the one socket.
+    ///
+    /// A socket file left at `path` by an earlier server that is gone is
+    /// replaced; any other file there, or a socket a live server still accepts
+    /// on, is an error. Graceful shutdown removes the socket file. Calls on such
+    /// a server see no remote address (`Request::remote_addr()` is `None`).
+    pub fn serve_unix(self, path: impl AsRef<Path>) -> io::Result<ServerHandle> {
+        let path = path.as_ref();
+        let workers = self.config.workers.max(1);
+        let (first, file) = bind_unix(path, self.config.backlog)?;
+        let mut listeners = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            match first.try_clone() {
+                Ok(listener) => listeners.push(Bound::Unix(listener)),
+                Err(error) => {
+                    file.remove();
+                    return Err(error);
+                }
+            }
+        }
+        listeners.push(Bound::Unix(first));
+        self.start(listeners, None, Some(file))
+    }
+
+    /// Starts one worker per listener and waits until all of them accept.
+    fn start(
+        self,
+        listeners: Vec<Bound>,
+        local_addr: Option<SocketAddr>,
+        socket_file: Option<SocketFile>,
+    ) -> io::Result<ServerHandle> {
         let ServerBuilder {
             config,
             factories,
+            interceptors,
             on_shutdown,
         } = self;
-        let workers = config.workers.max(1);
-        let first = bind(addr, config.backlog)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..workers {
-            listeners.push(bind(local_addr, config.backlog)?);
-        }
+        let factories = with_server_interceptors(factories, interceptors);
+        let workers = listeners.len();
+        let stats: Vec<Arc<StatsCell>> = (0..workers).map(|_| Arc::default()).collect();
         let factories = Arc::new(factories);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
@@ -107,6 +193,7 @@ impl ServerBuilder {
                 factories: factories.clone(),
                 shutdown: shutdown_rx.clone(),
                 ready: ready_tx.clone(),
+                stats: stats[index].clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("ringrpc-worker-{index}"))
@@ -120,10 +207,16 @@ impl ServerBuilder {
                 Ok(Ok(backend)) => backends.push(backend),
                 Ok(Err(error)) => {
                     let _ = shutdown_tx.send(true);
+                    if let Some(file) = socket_file {
+                        file.remove();
+                    }
                     return Err(error);
                 }
                 Err(_) => {
                     let _ = shutdown_tx.send(true);
+                    if let Some(file) = socket_file {
+                        file.remove();
+                    }
                     return Err(io::Error::other("a worker thread died while starting"));
                 }
             }
@@ -135,12 +228,37 @@ impl ServerBuilder {
         };
         Ok(ServerHandle {
             local_addr,
+            unix_path: socket_file.as_ref().map(|file| file.path.clone()),
+            socket_file: std::sync::Mutex::new(socket_file),
             backend,
             shutdown: shutdown_tx,
             threads,
             on_shutdown: std::sync::Mutex::new(Some(on_shutdown)),
+            stats,
         })
     }
+}
+
+/// Hands the server-wide interceptors to each service's routes, so each worker's
+/// router builds them once. Without any, the factories stay as they are.
+fn with_server_interceptors(
+    factories: Vec<ServiceFactory>,
+    interceptors: Vec<InterceptorFactory>,
+) -> Vec<ServiceFactory> {
+    if interceptors.is_empty() {
+        return factories;
+    }
+    let interceptors: Arc<[InterceptorFactory]> = interceptors.into();
+    factories
+        .into_iter()
+        .map(|factory| -> ServiceFactory {
+            let interceptors = interceptors.clone();
+            Box::new(move || Route {
+                server_interceptors: interceptors.clone(),
+                ..factory()
+            })
+        })
+        .collect()
 }
 
 fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -153,9 +271,72 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Binds a Unix listener at `path`, replacing a stale socket file.
+fn bind_unix(
+    path: &Path,
+    backlog: i32,
+) -> io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(metadata) = std::fs::symlink_metadata(path) {
+        if !metadata.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        // A socket that still takes connections belongs to a live server.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("a server is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    let file = SocketFile::of(path)?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok((socket.into(), file))
+}
+
+/// The socket file a Unix listener created, to remove at shutdown.
+struct SocketFile {
+    path: PathBuf,
+    /// Device and inode at bind time: a file put there since is not ours.
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            id: (metadata.dev(), metadata.ino()),
+        })
+    }
+
+    fn remove(self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(metadata) = std::fs::symlink_metadata(&self.path) {
+            if (metadata.dev(), metadata.ino()) == self.id {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
 /// A running server.
 pub struct ServerHandle {
-    local_addr: SocketAddr,
+    /// `None` when serving a Unix socket.
+    local_addr: Option<SocketAddr>,
+    unix_path: Option<PathBuf>,
+    /// Taken by the first shutdown, which removes the file.
+    socket_file: std::sync::Mutex<Option<SocketFile>>,
+    /// One per worker.
+    stats: Vec<Arc<StatsCell>>,
     backend: Backend,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
@@ -167,6 +348,7 @@ impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
             .field("local_addr", &self.local_addr)
+            .field("unix_path", &self.unix_path)
             .field("backend", &self.backend)
             .field("workers", &self.threads.len())
             .finish_non_exhaustive()
@@ -175,8 +357,28 @@ impl std::fmt::Debug for ServerHandle {
 
 impl ServerHandle {
     /// The address the workers listen on (with the port chosen for port 0).
+    ///
+    /// # Panics
+    ///
+    /// On a server started with [`ServerBuilder::serve_unix`]; see
+    /// [`ServerHandle::unix_path`].
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+            .expect("the server listens on a Unix socket; see ServerHandle::unix_path")
+    }
+
+    /// The socket path of a server started with [`ServerBuilder::serve_unix`].
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
+    }
+
+    /// The workers' counters: per worker and in total. Each worker copies its
+    /// counters when asked, between two of its tasks; one that stays busy for
+    /// longer than [`crate::STATS_WAIT`] (a handler blocking its thread)
+    /// contributes the copy it made for the previous call instead. After
+    /// shutdown, the final counts.
+    pub fn stats(&self) -> Stats {
+        stats::gather(&self.stats)
     }
 
     /// The backend the workers run (epoll if io_uring could not be set up).
@@ -189,6 +391,18 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.run_shutdown_hooks();
         let _ = self.shutdown.send(true);
+        self.remove_socket_file();
+    }
+
+    /// New clients find no socket file from now on; connected ones drain.
+    fn remove_socket_file(&self) {
+        let file = match self.socket_file.lock() {
+            Ok(mut file) => file.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(file) = file {
+            file.remove();
+        }
     }
 
     fn run_shutdown_hooks(&self) {
@@ -220,5 +434,6 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.run_shutdown_hooks();
         let _ = self.shutdown.send(true);
+        self.remove_socket_file();
     }
 }

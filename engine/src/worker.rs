@@ -12,9 +12,10 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{Backend, EngineConfig};
 use crate::conn::{self, Shared};
-use crate::io::Listener;
+use crate::io::{Bound, Listener};
 use crate::router::Router;
 use crate::server::ServiceFactory;
+use crate::stats::{StatsCell, WorkerStats};
 
 /// What every connection of a worker shares.
 pub(crate) struct WorkerContext {
@@ -25,6 +26,8 @@ pub(crate) struct WorkerContext {
     all_closed: Notify,
     /// Read and write buffers of closed connections, for the next ones.
     buffers: RefCell<Vec<BytesMut>>,
+    /// This worker's counters.
+    pub(crate) stats: WorkerStats,
 }
 
 /// Buffers kept per worker: enough for a burst of new connections without
@@ -56,10 +59,12 @@ impl WorkerContext {
 pub(crate) struct WorkerSetup {
     pub(crate) index: usize,
     pub(crate) config: EngineConfig,
-    pub(crate) listener: std::net::TcpListener,
+    pub(crate) listener: Bound,
     pub(crate) factories: Arc<Vec<ServiceFactory>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) ready: crossbeam_channel::Sender<io::Result<Backend>>,
+    /// Where this worker publishes its counters.
+    pub(crate) stats: Arc<StatsCell>,
 }
 
 /// The body of a worker thread.
@@ -137,6 +142,7 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         factories,
         mut shutdown,
         ready,
+        stats,
         ..
     } = setup;
     let listener = match Listener::new(listener, uring) {
@@ -158,7 +164,13 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         live: Cell::new(0),
         all_closed: Notify::new(),
         buffers: RefCell::new(Vec::new()),
+        stats: WorkerStats::default(),
     });
+    let answer_stats = {
+        let ctx = ctx.clone();
+        let stats = stats.clone();
+        tokio::task::spawn_local(async move { stats.serve(&ctx.stats).await })
+    };
     let _ = ready.send(Ok(if uring {
         Backend::Uring
     } else {
@@ -172,6 +184,7 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, addr)) => {
+                    ctx.stats.connection_opened();
                     let shared = Shared::new(addr, ctx.clone());
                     let mut connections = ctx.connections.borrow_mut();
                     // Forget closed connections now and then so the list tracks the live ones.
@@ -184,6 +197,7 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
                     let ctx = ctx.clone();
                     tokio::task::spawn_local(async move {
                         conn::serve(socket, shared).await;
+                        ctx.stats.connection_closed();
                         ctx.live.set(ctx.live.get() - 1);
                         ctx.all_closed.notify_waiters();
                     });
@@ -196,6 +210,8 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
     }
     drop(listener);
     drain(&ctx, grace).await;
+    answer_stats.abort();
+    stats.publish_final(&ctx.stats);
 }
 
 /// Graceful shutdown of this worker's connections: GOAWAY to all, wait for their

@@ -9,6 +9,7 @@
 //! - `metadata`: custom metadata, ASCII and binary (`-bin`) values kept apart.
 //! - `request`: `Request`, `Response`, the per-call context and extensions.
 //! - `streaming`: request streams and response sinks.
+//! - [`intercept`]: interceptors, run before handlers (auth, tagging).
 //! - [`call`]: the seam the engine implements for each RPC.
 //! - [`server`]: the router seam and the glue generated code calls.
 //! - `codegen` (feature): `.proto` → message types (prost) + a handler trait and
@@ -49,6 +50,7 @@ pub mod call;
 mod code;
 #[cfg(feature = "codegen")]
 pub mod codegen;
+pub mod intercept;
 mod metadata;
 mod request;
 pub mod server;
@@ -58,6 +60,7 @@ mod streaming;
 
 pub use call::{Call, CallHead, CallIo};
 pub use code::Code;
+pub use intercept::{Intercept, InterceptRequest, Interceptor};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
 pub use request::{CallContext, Extensions, Request, Response};
 pub use status::Status;

@@ -264,6 +264,67 @@ mod tests {
         }
     }
 
+    /// `google.protobuf.Any`, as in any.proto.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Any {
+        #[prost(string, tag = "1")]
+        type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        value: Vec<u8>,
+    }
+
+    /// `google.rpc.Status`, as in google/rpc/status.proto: what rich error
+    /// models carry in `grpc-status-details-bin`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(message, repeated, tag = "3")]
+        details: Vec<Any>,
+    }
+
+    /// `google.rpc.BadRequest.FieldViolation` (error_details.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FieldViolation {
+        #[prost(string, tag = "1")]
+        field: String,
+        #[prost(string, tag = "2")]
+        description: String,
+    }
+
+    #[test]
+    fn a_google_rpc_status_in_the_details_round_trips_through_trailers() {
+        use prost::Message;
+        let violation = FieldViolation {
+            field: "name".into(),
+            description: "must not be empty \u{263a}".into(),
+        };
+        let rich = RpcStatus {
+            code: Code::InvalidArgument.as_i32(),
+            message: "bad name".into(),
+            details: vec![Any {
+                type_url: "type.googleapis.com/google.rpc.BadRequest.FieldViolation".into(),
+                value: violation.encode_to_vec(),
+            }],
+        };
+        let status = Status::with_details(
+            Code::InvalidArgument,
+            "bad name",
+            Bytes::from(rich.encode_to_vec()),
+        );
+        let fields = status.to_trailers();
+        let back = Status::from_trailers(fields.iter().map(|(n, v)| (&n[..], &v[..])));
+        assert_eq!(back.code(), Code::InvalidArgument);
+        let decoded = RpcStatus::decode(back.details().clone()).unwrap();
+        assert_eq!(decoded, rich);
+        assert_eq!(
+            FieldViolation::decode(&decoded.details[0].value[..]).unwrap(),
+            violation
+        );
+    }
+
     #[test]
     fn missing_or_bad_fields_never_fail() {
         let none = Status::from_trailers([]);
