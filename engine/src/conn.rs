@@ -30,7 +30,9 @@ use ringrpc_codec::server::{Connection, Event, RequestHead, ResponseStatus};
 use ringrpc_codec::Reason;
 use ringrpc_service_api::intercept::InterceptFuture;
 use ringrpc_service_api::server::CallSlot;
-use ringrpc_service_api::{Call, CallHead, CallIo, Intercept, InterceptRequest, Metadata, Status};
+use ringrpc_service_api::{
+    Call, CallHead, CallIo, Intercept, InterceptRequest, Interceptor, Metadata, Status,
+};
 use tokio::sync::Notify;
 
 use crate::compression::{self, Encoding};
@@ -383,24 +385,40 @@ enum Dispatch {
     Refused(Status),
 }
 
+/// Runs `chain` from index `first`: the request as the last interceptor passed
+/// it on, or where the chain stopped (a refusal, or an interceptor still
+/// working, to resume at `step(i + 1)`).
+fn run_chain(
+    chain: &[Box<dyn Interceptor>],
+    first: usize,
+    mut request: InterceptRequest,
+    step: fn(usize) -> Step,
+) -> Result<InterceptRequest, Dispatch> {
+    for (i, interceptor) in chain.iter().enumerate().skip(first) {
+        match interceptor.intercept(request) {
+            Intercept::Ready(Ok(next)) => request = next,
+            Intercept::Ready(Err(status)) => return Err(Dispatch::Refused(status)),
+            Intercept::Pending(future) => {
+                return Err(Dispatch::Pending(Intercepting {
+                    future,
+                    next: step(i + 1),
+                }))
+            }
+        }
+    }
+    Ok(request)
+}
+
 /// Runs a request through the interceptors from `step` on, then hands it to
 /// its service. Without interceptors this is a lookup and `Service::call`.
 fn dispatch(state: &Rc<CallState>, mut request: InterceptRequest, step: Step) -> Dispatch {
     let router = &state.shared.worker.router;
     let first = match step {
         Step::Server(first) => {
-            for (i, interceptor) in router.interceptors().iter().enumerate().skip(first) {
-                match interceptor.intercept(request) {
-                    Intercept::Ready(Ok(next)) => request = next,
-                    Intercept::Ready(Err(status)) => return Dispatch::Refused(status),
-                    Intercept::Pending(future) => {
-                        return Dispatch::Pending(Intercepting {
-                            future,
-                            next: Step::Server(i + 1),
-                        })
-                    }
-                }
-            }
+            request = match run_chain(router.interceptors(), first, request, Step::Server) {
+                Ok(request) => request,
+                Err(stopped) => return stopped,
+            };
             0
         }
         Step::Service(first) => first,
@@ -413,18 +431,10 @@ fn dispatch(state: &Rc<CallState>, mut request: InterceptRequest, step: Step) ->
             String::from_utf8_lossy(service)
         )));
     };
-    for (i, interceptor) in route.interceptors.iter().enumerate().skip(first) {
-        match interceptor.intercept(request) {
-            Intercept::Ready(Ok(next)) => request = next,
-            Intercept::Ready(Err(status)) => return Dispatch::Refused(status),
-            Intercept::Pending(future) => {
-                return Dispatch::Pending(Intercepting {
-                    future,
-                    next: Step::Service(i + 1),
-                })
-            }
-        }
-    }
+    request = match run_chain(&route.interceptors, first, request, Step::Service) {
+        Ok(request) => request,
+        Err(stopped) => return stopped,
+    };
     let config = &state.shared.worker.config;
     state.max_receive.set(
         route
