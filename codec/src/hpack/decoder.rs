@@ -74,6 +74,45 @@ pub struct Decoder {
     /// Where decoded and table-bound strings are copied, so that they share
     /// allocations instead of costing one each.
     arena: BytesMut,
+    /// The last short Huffman literal and what it decoded to.
+    last_huffman: HuffmanMemo,
+}
+
+/// Clients that never index a header repeat the same encoded octets on every
+/// request: h2 and h2load send `:path` as a literal without indexing. Remembering
+/// the last short Huffman literal turns the repeat into a compare and a
+/// reference count instead of a decode.
+#[derive(Debug)]
+struct HuffmanMemo {
+    encoded: [u8; HuffmanMemo::MAX],
+    len: usize,
+    decoded: Bytes,
+}
+
+impl HuffmanMemo {
+    /// Longest encoded literal remembered; paths and typical values fit.
+    const MAX: usize = 64;
+
+    fn new() -> HuffmanMemo {
+        HuffmanMemo {
+            encoded: [0; HuffmanMemo::MAX],
+            len: usize::MAX,
+            decoded: Bytes::new(),
+        }
+    }
+
+    fn get(&self, encoded: &[u8]) -> Option<Bytes> {
+        (encoded.len() == self.len && &self.encoded[..self.len] == encoded)
+            .then(|| self.decoded.clone())
+    }
+
+    fn remember(&mut self, encoded: &[u8], decoded: &Bytes) {
+        if encoded.len() <= HuffmanMemo::MAX {
+            self.encoded[..encoded.len()].copy_from_slice(encoded);
+            self.len = encoded.len();
+            self.decoded = decoded.clone();
+        }
+    }
 }
 
 /// Where a literal's name comes from.
@@ -105,6 +144,7 @@ impl Decoder {
             max_size: max_table_size,
             required_update: None,
             arena: BytesMut::new(),
+            last_huffman: HuffmanMemo::new(),
         }
     }
 
@@ -283,7 +323,12 @@ impl Decoder {
     fn string(&mut self, block: &Bytes, s: StringRef, copy: bool) -> Result<Bytes, DecoderError> {
         let src = &block[s.range.clone()];
         if s.huffman {
-            self.store(src.len() * 8 / 5, |dst| huffman::decode(src, dst))
+            if let Some(decoded) = self.last_huffman.get(src) {
+                return Ok(decoded);
+            }
+            let decoded = self.store(src.len() * 8 / 5, |dst| huffman::decode(src, dst))?;
+            self.last_huffman.remember(src, &decoded);
+            Ok(decoded)
         } else if copy {
             self.store(src.len(), |dst| {
                 dst.extend_from_slice(src);
@@ -607,5 +652,38 @@ mod tests {
             decode_all(&mut d, &[0x82]),
             Err(DecoderError::MissingTableSizeUpdate)
         );
+    }
+
+    #[test]
+    fn repeated_huffman_literal_is_decoded_once_and_shared() {
+        // A literal without indexing, name index 4 (:path), Huffman value, sent twice
+        // in one block as h2 clients do on every request.
+        let mut block = BytesMut::new();
+        for _ in 0..2 {
+            block.extend_from_slice(&[0x04]);
+            let mut value = BytesMut::new();
+            huffman::encode(b"/helloworld.Greeter/SayHello", &mut value);
+            crate::hpack::integer::encode(value.len(), 7, 0x80, &mut block);
+            block.extend_from_slice(&value);
+        }
+        let fields = decode_all(&mut Decoder::new(4096), &block).unwrap();
+        assert_eq!(&fields[0].value[..], b"/helloworld.Greeter/SayHello");
+        assert_eq!(fields[0].value, fields[1].value);
+        assert_eq!(
+            fields[0].value.as_ptr(),
+            fields[1].value.as_ptr(),
+            "the second is the remembered one"
+        );
+        // A different literal of the same length is decoded, not confused with it.
+        let mut other = BytesMut::new();
+        other.extend_from_slice(&[0x04]);
+        let mut value = BytesMut::new();
+        huffman::encode(b"/helloworld.Greeter/SayHellp", &mut value);
+        crate::hpack::integer::encode(value.len(), 7, 0x80, &mut other);
+        other.extend_from_slice(&value);
+        let mut decoder = Decoder::new(4096);
+        decode_all(&mut decoder, &block).unwrap();
+        let fields = decode_all(&mut decoder, &other).unwrap();
+        assert_eq!(&fields[0].value[..], b"/helloworld.Greeter/SayHellp");
     }
 }
