@@ -86,10 +86,7 @@ pub fn is_sendable_custom(name: &[u8], value: &[u8]) -> bool {
 /// A received header failing this makes the request malformed, unlike one that
 /// only fails [`is_valid_ascii_value`], which gRPC says must not cause an error.
 pub fn is_valid_field_value(value: &[u8]) -> bool {
-    let ws = |b: &u8| *b == b' ' || *b == b'\t';
-    !value.first().is_some_and(ws)
-        && !value.last().is_some_and(ws)
-        && !value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
+    crate::field::valid_value(value)
 }
 
 /// Splits a binary value on `,` and trims surrounding SP/HTAB from each part.
