@@ -51,6 +51,13 @@ pub struct EngineConfig {
     /// Set up rings with COOP_TASKRUN and SINGLE_ISSUER. Default true: measured
     /// cheaper per round trip on these kernels (DESIGN.md).
     pub ring_coop_taskrun: bool,
+    /// Run a kernel thread that polls each worker's submission queue
+    /// (IORING_SETUP_SQPOLL), going to sleep after this much idle time. Default
+    /// `None`: the poller costs a whole core's worth of spinning while busy,
+    /// which only pays off with spare cores and a latency budget measured in
+    /// microseconds; on a machine with one worker per core it steals from the
+    /// workers. Falls back to an ordinary ring when the kernel refuses it.
+    pub ring_sqpoll_idle: Option<Duration>,
     /// Bytes of spare room each read asks the kernel to fill. Default 16 KiB: one
     /// full-size HTTP/2 frame, and dozens of small requests per read.
     pub read_buffer_size: usize,
@@ -99,6 +106,7 @@ impl Default for EngineConfig {
             backend: Backend::from_env().unwrap_or_default(),
             ring_entries: 256,
             ring_coop_taskrun: true,
+            ring_sqpoll_idle: None,
             read_buffer_size: 16 * 1024,
             write_high_water: 1024 * 1024,
             stream_send_high_water: 64 * 1024,

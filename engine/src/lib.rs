@@ -11,6 +11,8 @@
 //! # Layout
 //!
 //! - `config`: [`EngineConfig`] and [`Backend`].
+//! - `profile`: tuning profiles ([`Profile`], `perf/profiles/*.toml`) applied
+//!   on top of a configuration, from code, a path or `RINGRPC_PROFILE`.
 //! - `server`: [`Server`], [`ServerBuilder`], [`ServerHandle`]; binds one
 //!   `SO_REUSEPORT` listener per worker (or one Unix domain socket they all
 //!   accept from) and starts the worker threads.
@@ -41,6 +43,7 @@ mod compression;
 mod config;
 mod conn;
 mod io;
+mod profile;
 mod router;
 mod server;
 mod stats;
@@ -48,6 +51,7 @@ mod worker;
 
 pub use compression::Encoding;
 pub use config::{Backend, EngineConfig};
+pub use profile::{Profile, ProfileError, PROFILE_ENV};
 pub use ringrpc_codec::server::Config as CodecConfig;
 pub use router::ServiceOptions;
 pub use server::{Server, ServerBuilder, ServerHandle};

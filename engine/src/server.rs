@@ -11,6 +11,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::config::{Backend, EngineConfig};
+use crate::profile::Profile;
 use crate::io::Bound;
 use crate::router::{InterceptorFactory, Route, ServiceOptions};
 use crate::stats::{self, Stats, StatsCell};
@@ -51,6 +52,29 @@ impl ServerBuilder {
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// Applies a built-in tuning profile on top of the configuration so far
+    /// (see [`Profile`]; for a file of your own use
+    /// [`EngineConfig::apply_profile_path`] and [`ServerBuilder::config`]).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.config = self.config.with_profile(profile);
+        self
+    }
+
+    /// The operator's overrides, applied last so a deployed binary can be
+    /// retuned without rebuilding: the profile `RINGRPC_PROFILE` names, then
+    /// the backend `RINGRPC_BACKEND` names.
+    fn apply_env_profile(&mut self) -> io::Result<()> {
+        match self.config.apply_profile_env() {
+            Ok(Some(profile)) => tracing::info!(%profile, "applied tuning profile from the environment"),
+            Ok(None) => {}
+            Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidInput, error)),
+        }
+        if let Some(backend) = Backend::from_env() {
+            self.config.backend = backend;
+        }
+        Ok(())
     }
 
     /// Sets the number of workers.
@@ -128,7 +152,8 @@ impl ServerBuilder {
     /// Binds `addr` on every worker (`SO_REUSEPORT`: the kernel spreads new
     /// connections over them) and starts serving. Returns once every worker is
     /// accepting. Port 0 picks a free port, shared by all workers.
-    pub fn serve(self, addr: SocketAddr) -> io::Result<ServerHandle> {
+    pub fn serve(mut self, addr: SocketAddr) -> io::Result<ServerHandle> {
+        self.apply_env_profile()?;
         let workers = self.config.workers.max(1);
         let first = bind(addr, self.config.backlog)?;
         let local_addr = first.local_addr()?;
@@ -147,7 +172,8 @@ impl ServerBuilder {
     /// replaced; any other file there, or a socket a live server still accepts
     /// on, is an error. Graceful shutdown removes the socket file. Calls on such
     /// a server see no remote address (`Request::remote_addr()` is `None`).
-    pub fn serve_unix(self, path: impl AsRef<Path>) -> io::Result<ServerHandle> {
+    pub fn serve_unix(mut self, path: impl AsRef<Path>) -> io::Result<ServerHandle> {
+        self.apply_env_profile()?;
         let path = path.as_ref();
         let workers = self.config.workers.max(1);
         let (first, file) = bind_unix(path, self.config.backlog)?;

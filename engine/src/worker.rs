@@ -103,13 +103,20 @@ pub(crate) fn run(setup: WorkerSetup) {
 fn uring_runtime(config: &EngineConfig) -> io::Result<tokio_uring::Runtime> {
     let mut builder = tokio_uring::builder();
     builder.entries(config.ring_entries);
-    if config.ring_coop_taskrun {
+    if config.ring_coop_taskrun || config.ring_sqpoll_idle.is_some() {
         let mut ring = tokio_uring::uring_builder();
-        ring.setup_coop_taskrun().setup_single_issuer();
+        if config.ring_coop_taskrun {
+            ring.setup_coop_taskrun().setup_single_issuer();
+        }
+        if let Some(idle) = config.ring_sqpoll_idle {
+            ring.setup_sqpoll(idle.as_millis().min(u32::MAX as u128) as u32);
+        }
         builder.uring_builder(&ring);
-        // Kernels before 6.0 reject these flags: retry without them.
-        if let Ok(runtime) = tokio_uring::Runtime::new(&builder) {
-            return Ok(runtime);
+        // Kernels before 6.0 reject COOP_TASKRUN and SINGLE_ISSUER, and SQPOLL
+        // needs privileges on older ones: retry with a plain ring.
+        match tokio_uring::Runtime::new(&builder) {
+            Ok(runtime) => return Ok(runtime),
+            Err(error) => tracing::info!(%error, "io_uring setup flags refused; using a plain ring"),
         }
         builder.uring_builder(&tokio_uring::uring_builder());
     }
