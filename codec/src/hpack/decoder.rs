@@ -13,6 +13,11 @@ use super::{huffman, integer, FieldRef, Header};
 /// that a chunk pinned by one long-lived table entry wastes little.
 const ARENA_CHUNK: usize = 4096;
 
+/// Size of a connection's first chunk. A connection that sends one request and
+/// then sits idle (most of a server's connections, at scale) keeps only this
+/// much; the chunks after it are full size.
+const FIRST_ARENA_CHUNK: usize = 512;
+
 /// Every way a header block can be malformed. In HTTP/2 each is a connection
 /// error of type COMPRESSION_ERROR (RFC 9113 §4.3): the decoder's dynamic
 /// table can no longer be trusted to match the peer's.
@@ -74,6 +79,8 @@ pub struct Decoder {
     /// Where decoded and table-bound strings are copied, so that they share
     /// allocations instead of costing one each.
     arena: BytesMut,
+    /// Whether the arena has had its (small) first chunk.
+    arena_used: bool,
     /// The last short Huffman literal and what it decoded to.
     last_huffman: HuffmanMemo,
 }
@@ -144,6 +151,7 @@ impl Decoder {
             max_size: max_table_size,
             required_update: None,
             arena: BytesMut::new(),
+            arena_used: false,
             last_huffman: HuffmanMemo::new(),
         }
     }
@@ -355,7 +363,13 @@ impl Decoder {
         }
         // Everything written is split off at once, so `capacity` is the free room.
         if self.arena.capacity() < max_len {
-            self.arena = BytesMut::with_capacity(ARENA_CHUNK);
+            let chunk = if self.arena_used {
+                ARENA_CHUNK
+            } else {
+                self.arena_used = true;
+                FIRST_ARENA_CHUNK.max(max_len)
+            };
+            self.arena = BytesMut::with_capacity(chunk);
         }
         match fill(&mut self.arena) {
             Ok(()) => Ok(self.arena.split().freeze()),
