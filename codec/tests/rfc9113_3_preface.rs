@@ -59,7 +59,7 @@ fn preface_and_settings_delivered_byte_by_byte_work() {
         "{out:?}"
     );
     c.send_bytes(&settings_ack());
-    assert_eq!(c.conn.poll_timeout(), None);
+    assert_eq!(c.conn.poll_timeout(), keepalive_deadline(&c));
     c.assert_serves(1);
 }
 
@@ -236,7 +236,7 @@ fn preface_without_client_settings_times_out_with_goaway() {
 #[test]
 fn completed_handshake_disarms_the_timer() {
     let mut c = Client::connected(Config::default());
-    assert_eq!(c.conn.poll_timeout(), None);
+    assert_eq!(c.conn.poll_timeout(), keepalive_deadline(&c));
     c.advance(Duration::from_secs(3600));
     let now = c.now;
     c.conn.handle_timeout(now);
@@ -257,7 +257,13 @@ fn settings_ack_before_server_settings_does_not_complete_the_handshake() {
         .poll_timeout()
         .expect("our SETTINGS are not acknowledged yet");
     c.send_bytes(&settings_ack());
-    assert_eq!(c.conn.poll_timeout(), None);
+    assert_eq!(c.conn.poll_timeout(), keepalive_deadline(&c));
     c.conn.handle_timeout(deadline);
     c.assert_serves(1);
+}
+
+/// After the handshake the only timer left is the keepalive PING, due
+/// `keepalive_time` after the last input.
+fn keepalive_deadline(c: &Client) -> Option<std::time::Instant> {
+    c.conn.config().keepalive_time.map(|time| c.now + time)
 }

@@ -74,6 +74,22 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// Listen backlog. Default 1024.
     pub backlog: i32,
+    /// Connections one worker serves at once; beyond it, new connections are
+    /// accepted and closed at once (counted in `Counters::connections_refused`)
+    /// while the existing ones are served as before.
+    ///
+    /// Default `None`: derived at start from the process's file descriptor limit
+    /// (soft `RLIMIT_NOFILE`), seven eighths of it shared out over the workers,
+    /// the rest left for listeners, rings and the files handlers open. Beyond
+    /// the descriptor limit `accept` fails and new connections wait unanswered
+    /// in the backlog until their clients give up; below it, a refused client
+    /// learns at once and can try another server. Refused connections get no
+    /// GOAWAY: the client's preface may already be in our receive buffer, and
+    /// closing over unread data sends a reset that can destroy the GOAWAY before
+    /// the client reads it, so writing one would cost a syscall per refusal,
+    /// exactly when overloaded, for a frame that may never arrive. gRPC clients
+    /// treat the closed connection as UNAVAILABLE and retry with backoff.
+    pub max_connections_per_worker: Option<usize>,
     /// How responses are compressed when the request was not. Default `None`:
     /// like grpc-go without a configured compressor, a call's responses are
     /// compressed only when its request was compressed, with the same encoding,
@@ -112,6 +128,7 @@ impl Default for EngineConfig {
             stream_send_high_water: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
             backlog: 1024,
+            max_connections_per_worker: None,
             response_compression: None,
             max_send_message_size: 4 * 1024 * 1024,
             codec: CodecConfig::default(),

@@ -9,11 +9,15 @@
 //! - the **writer** takes everything the codec has to say for all streams with
 //!   one `poll_transmit` and writes it with one write, then wakes blocked senders.
 //!
+//! Both are generic over the connection's [`Transport`]: the socket itself, or TLS
+//! over it (`crate::tls`), chosen once per connection, so plaintext connections
+//! pay nothing for TLS.
+//!
 //! Handlers talk to the codec through [`CallState`], their [`CallIo`]. Nothing here
 //! is shared across cores, so state is `Rc` + `RefCell`; no borrow is held while a
 //! handler runs or while awaiting I/O.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,12 +35,13 @@ use ringrpc_codec::Reason;
 use ringrpc_service_api::intercept::InterceptFuture;
 use ringrpc_service_api::server::CallSlot;
 use ringrpc_service_api::{
-    Call, CallHead, CallIo, Intercept, InterceptRequest, Interceptor, Metadata, Status,
+    Call, CallHead, CallIo, Intercept, InterceptRequest, Interceptor, Metadata, PeerCertificates,
+    Status,
 };
 use tokio::sync::Notify;
 
 use crate::compression::{self, Encoding};
-use crate::io::Socket;
+use crate::io::Transport;
 use crate::stats::RpcSpan;
 use crate::worker::WorkerContext;
 
@@ -47,6 +52,12 @@ const CALL_POOL: usize = 64;
 /// Smallest chunk the response encode buffer grows by, so that encoding many
 /// small messages carves them from one allocation.
 const ENCODE_CHUNK: usize = 16 * 1024;
+
+/// How long a connection the codec closed on a timer (keepalive, age grace,
+/// handshake) waits for its writer to flush the GOAWAY before the socket is shut
+/// down anyway: a client that stopped reading would otherwise hold it until the
+/// send-stall bound. A healthy client reads a GOAWAY within a round trip.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// State of one connection, shared by its reader, writer and calls.
 pub(crate) struct Shared {
@@ -60,6 +71,8 @@ pub(crate) struct Shared {
     closed: Cell<bool>,
     /// `None` for Unix socket peers.
     remote_addr: Option<SocketAddr>,
+    /// The client's certificate chain, set once a TLS handshake produced one.
+    peer_certificates: OnceCell<PeerCertificates>,
     /// Status code of the request just refused by `start_call`, for its span.
     refusal: Cell<Option<u32>>,
     worker: Rc<WorkerContext>,
@@ -67,6 +80,11 @@ pub(crate) struct Shared {
     call_pool: RefCell<Vec<Rc<CallState>>>,
     /// Calls started by one batch of events, run after it (kept for its capacity).
     started: RefCell<Vec<Rc<CallState>>>,
+    /// Wakes the timer task: the codec's next deadline is now earlier than the
+    /// one it sleeps until.
+    timer_changed: Notify,
+    /// The deadline the timer task sleeps until.
+    timer_armed: Cell<Option<Instant>>,
 }
 
 struct Inner {
@@ -80,7 +98,7 @@ struct Inner {
 
 impl Shared {
     pub(crate) fn new(remote_addr: Option<SocketAddr>, worker: Rc<WorkerContext>) -> Rc<Shared> {
-        let conn = Connection::new(worker.config.codec.clone(), Instant::now());
+        let conn = Connection::new(worker.connection_config(), Instant::now());
         Rc::new(Shared {
             inner: RefCell::new(Inner {
                 conn,
@@ -94,10 +112,27 @@ impl Shared {
             closed: Cell::new(false),
             remote_addr,
             refusal: Cell::new(None),
+            peer_certificates: OnceCell::new(),
             worker,
             call_pool: RefCell::new(Vec::new()),
             started: RefCell::new(Vec::new()),
+            timer_changed: Notify::new(),
+            timer_armed: Cell::new(None),
         })
+    }
+
+    /// Wakes the timer task when the codec's next deadline moved earlier than
+    /// the one it sleeps until (the idle clock started, a drain PING went out).
+    /// Deadlines that move later (input postponing the keepalive) need nothing:
+    /// the task wakes at the old one, finds nothing due and sleeps again. Costs
+    /// the codec's `poll_timeout` (a few comparisons) per call, a wakeup rarely.
+    fn check_timer(&self, conn: &Connection) {
+        let next = conn.poll_timeout();
+        let armed = self.timer_armed.get();
+        if next.is_some_and(|next| armed.is_none_or(|armed| next < armed)) {
+            self.timer_armed.set(next);
+            self.timer_changed.notify_one();
+        }
     }
 
     fn wake_writer(&self) {
@@ -128,6 +163,11 @@ impl Shared {
         }
     }
 
+    /// Every call of this connection sees `certificates` (the TLS client's chain).
+    pub(crate) fn set_peer_certificates(&self, certificates: PeerCertificates) {
+        let _ = self.peer_certificates.set(certificates);
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.get()
     }
@@ -143,20 +183,22 @@ impl Shared {
 }
 
 /// Runs a connection until it closes.
-pub(crate) async fn serve(socket: Socket, shared: Rc<Shared>) {
+pub(crate) async fn serve<T: Transport>(socket: T, shared: Rc<Shared>) {
     let socket = Rc::new(socket);
     let writer = tokio::task::spawn_local(write_loop(socket.clone(), shared.clone()));
-    read_loop(&socket, &shared).await;
+    let timer = tokio::task::spawn_local(timer_loop(socket.clone(), shared.clone()));
+    read_loop(&*socket, &shared).await;
     shared.closed.set(true);
     shared.cancel_all(Status::unavailable("connection closed"));
     shared.wake_writer();
     let _ = writer.await;
+    timer.abort();
     // Break the Rc cycles call state → shared so everything is freed.
     shared.inner.borrow_mut().calls.clear();
     shared.call_pool.borrow_mut().clear();
 }
 
-async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
+async fn read_loop<T: Transport>(socket: &T, shared: &Rc<Shared>) {
     let read_size = shared.worker.config.read_buffer_size;
     let mut buf = shared.worker.take_buffer();
     let result = read_until_closed(socket, shared, &mut buf, read_size).await;
@@ -164,8 +206,8 @@ async fn read_loop(socket: &Socket, shared: &Rc<Shared>) {
     result
 }
 
-async fn read_until_closed(
-    socket: &Socket,
+async fn read_until_closed<T: Transport>(
+    socket: &T,
     shared: &Rc<Shared>,
     buf: &mut BytesMut,
     read_size: usize,
@@ -177,38 +219,24 @@ async fn read_until_closed(
         {
             shared.write_done.notified().await;
         }
-        let deadline = shared.inner.borrow().conn.poll_timeout();
         if !buf.try_reclaim(read_size) && buf.is_empty() {
             // Earlier reads still live on as message slices held by handlers, so
             // this memory cannot be reused yet: continue in a pooled buffer.
             *buf = shared.worker.take_buffer();
         }
-        let read = socket.read(std::mem::take(buf), read_size);
-        let (result, returned) = match deadline {
-            None => read.await,
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), read).await {
-                Ok(done) => done,
-                Err(_) => {
-                    let mut inner = shared.inner.borrow_mut();
-                    inner.conn.handle_timeout(Instant::now());
-                    drop(inner);
-                    let closed = handle_events(shared);
-                    shared.wake_writer();
-                    if closed {
-                        return;
-                    }
-                    // The timed-out read keeps its buffer until the kernel lets go.
-                    *buf = shared.worker.take_buffer();
-                    continue;
-                }
-            },
-        };
+        // No timeout here: the codec's timers run in `timer_loop`, which ends a
+        // connection by shutting the socket down, and that ends this read.
+        let (result, returned) = socket.read(std::mem::take(buf), read_size).await;
         *buf = returned;
         match result {
             Ok(0) | Err(_) => return,
             Ok(n) => shared.worker.stats.bytes_read(n),
         }
-        shared.inner.borrow_mut().conn.recv(Instant::now(), buf);
+        {
+            let mut inner = shared.inner.borrow_mut();
+            inner.conn.recv(Instant::now(), buf);
+            shared.check_timer(&inner.conn);
+        }
         let closed = handle_events(shared);
         shared.wake_writer();
         if closed {
@@ -318,6 +346,7 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
         metadata: Metadata::from_raw(std::mem::take(&mut head.metadata)),
         deadline: head.timeout.map(|t| Instant::now() + t),
         remote_addr: shared.remote_addr,
+        peer_certificates: shared.peer_certificates.get().cloned(),
         extensions: Default::default(),
     };
     let deadline = call_head.deadline;
@@ -548,7 +577,9 @@ impl CallTask {
         self.state.slot.borrow_mut().as_mut().clear();
         self.state.release();
         let mut pool = self.state.shared.call_pool.borrow_mut();
-        if pool.len() < CALL_POOL {
+        // Not after the connection closed: `serve` has emptied the pool for the
+        // last time, and a state pushed now would keep the connection alive.
+        if pool.len() < CALL_POOL && !self.state.shared.is_closed() {
             pool.push(self.state.clone());
         }
     }
@@ -840,7 +871,13 @@ impl CallState {
         }
         let mut inner = self.shared.inner.borrow_mut();
         let inner = &mut *inner;
-        inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
+        // Grow only when the message does not fit: asking for a whole chunk of
+        // room every time would start a new chunk per message, and each queued
+        // small message would pin 16 KiB (a 64 KiB send high-water mark of 1 KiB
+        // messages would hold 1 MiB).
+        if inner.encode_buf.capacity() - inner.encode_buf.len() < len {
+            inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
+        }
         encode(&mut inner.encode_buf);
         let mut message = inner.encode_buf.split().freeze();
         let encoding = self.response_encoding.get().filter(|_| !uncompressed);
@@ -1030,25 +1067,111 @@ impl CallIo for CallState {
     }
 }
 
-async fn write_loop(socket: Rc<Socket>, shared: Rc<Shared>) {
+/// Fires the codec's timers at their deadlines (handshake, keepalive and its
+/// ACK, idle and age limits, a drain's PING), whatever the reader and writer are
+/// waiting for: a read that never completes, or a reader held by write
+/// backpressure, does not stop them. When a timer closes the connection, the
+/// writer flushes the GOAWAY and shuts the socket down, which ends the read; a
+/// writer stuck on a client that reads nothing gets [`CLOSE_LINGER`].
+async fn timer_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
+    loop {
+        let deadline = shared.inner.borrow().conn.poll_timeout();
+        shared.timer_armed.set(deadline);
+        let changed = shared.timer_changed.notified();
+        let Some(deadline) = deadline else {
+            changed.await;
+            continue;
+        };
+        tokio::select! {
+            biased;
+            _ = changed => continue,
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        // Never earlier than the deadline, so that what was due fires even if
+        // the runtime's clock woke us a hair early.
+        let now = Instant::now().max(deadline);
+        shared.inner.borrow_mut().conn.handle_timeout(now);
+        let closed = handle_events(&shared);
+        shared.wake_writer();
+        if closed {
+            break;
+        }
+    }
+    // `serve` ends this task when the connection is gone before then.
+    tokio::time::sleep(CLOSE_LINGER).await;
+    socket.shutdown();
+}
+
+/// Resets the streams whose client has given them no window for
+/// `send_stall_timeout`, and cancels their calls.
+fn reset_stalled_streams(shared: &Rc<Shared>) {
+    shared
+        .inner
+        .borrow_mut()
+        .conn
+        .reset_stalled_streams(Instant::now());
+    handle_events(shared);
+}
+
+/// `socket.write_all(out)`, abandoned after `limit`: a client that stops reading
+/// its socket loses the connection instead of holding it, its calls and this
+/// buffer for ever. One batch is what the streams had queued (at most their send
+/// high-water mark plus one message each) and the control frames we owe, so a
+/// client that reads at all finishes it unless it reads slower than a batch per
+/// `limit`. Costs a timer per write.
+async fn write_within<T: Transport>(
+    socket: &T,
+    out: BytesMut,
+    limit: std::time::Duration,
+) -> (std::io::Result<()>, BytesMut) {
+    match tokio::time::timeout(limit, socket.write_all(out)).await {
+        Ok(written) => written,
+        // The buffer stays with the abandoned write; the connection closes.
+        Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), BytesMut::new()),
+    }
+}
+
+async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
     let mut out = shared.worker.take_buffer();
     let mut waiters = Vec::new();
     loop {
         out.clear();
+        let stall = shared.inner.borrow().conn.send_stall_deadline();
+        if stall.is_some_and(|at| at <= Instant::now()) {
+            reset_stalled_streams(&shared);
+        }
         let (closed, done) = {
             let mut inner = shared.inner.borrow_mut();
             inner.conn.poll_transmit(Instant::now(), &mut out);
+            shared.check_timer(&inner.conn);
             (inner.conn.is_closed(), shared.closed.get())
         };
+        // Encryption, over TLS; nothing on a plaintext connection.
+        if socket.seal(&mut out, closed || done).is_err() {
+            shared.closed.set(true);
+            break;
+        }
         if out.is_empty() {
             if closed || done {
                 break;
             }
-            shared.write_wanted.notified().await;
+            // Read into a local: a borrow held across the await below would make
+            // every other borrow of the connection panic.
+            let stall = shared.inner.borrow().conn.send_stall_deadline();
+            match stall {
+                None => shared.write_wanted.notified().await,
+                // Nothing to write, but a stream waits for window: wake up in time
+                // to end it if none comes.
+                Some(at) => {
+                    let wanted = shared.write_wanted.notified();
+                    let _ = tokio::time::timeout_at(at.into(), wanted).await;
+                }
+            }
             continue;
         }
         shared.in_flight.set(out.len());
-        let (result, buf) = socket.write_all(out).await;
+        let stall_timeout = shared.worker.config.codec.send_stall_timeout;
+        let (result, buf) = write_within(&*socket, out, stall_timeout).await;
         if result.is_ok() {
             shared.worker.stats.bytes_written(buf.len());
         }

@@ -78,6 +78,50 @@ impl Listener {
     }
 }
 
+/// What a connection's reader and writer drive: a plaintext [`Socket`], or TLS
+/// over one (`tls::TlsStream`). The connection driver is generic over it, so the
+/// choice is made once per connection: a plaintext connection runs the same code
+/// it would without TLS support (its `seal` is empty and inlined away).
+pub(crate) trait Transport: 'static {
+    /// Reads what arrived and appends its plaintext to `buf`, after its current
+    /// contents: `Ok(n)` with the bytes read from the socket (over TLS they may
+    /// have carried no plaintext), `Ok(0)` at the end of the stream.
+    async fn read(&self, buf: BytesMut, want: usize) -> (io::Result<usize>, BytesMut);
+
+    /// Turns the plaintext in `out` into the bytes to write, with anything the
+    /// transport has to send of its own. `closing`: the connection is done, so
+    /// whatever ends the transport goes too (TLS close_notify).
+    fn seal(&self, out: &mut BytesMut, closing: bool) -> io::Result<()>;
+
+    /// Writes all of `buf`; gives it back for reuse.
+    async fn write_all(&self, buf: BytesMut) -> (io::Result<()>, BytesMut);
+
+    /// Shuts the socket down both ways (see [`Socket::shutdown`]).
+    fn shutdown(&self);
+}
+
+impl Transport for Socket {
+    #[inline]
+    async fn read(&self, buf: BytesMut, want: usize) -> (io::Result<usize>, BytesMut) {
+        Socket::read(self, buf, want).await
+    }
+
+    #[inline]
+    fn seal(&self, _out: &mut BytesMut, _closing: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[inline]
+    async fn write_all(&self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        Socket::write_all(self, buf).await
+    }
+
+    #[inline]
+    fn shutdown(&self) {
+        Socket::shutdown(self)
+    }
+}
+
 /// A connected socket.
 pub(crate) enum Socket {
     Uring(tokio_uring::net::TcpStream),

@@ -22,6 +22,8 @@
 //!   reactor), its router and its connections; graceful drain.
 //! - `io`: the I/O seam both backends implement (accept, read into an owned
 //!   buffer, write an owned buffer).
+//! - `tls`: [`TlsConfig`] and TLS connections: rustls driven over the same
+//!   owned-buffer reads and writes, on both backends.
 //! - `conn`: the per-connection pump between the socket and the sans-IO codec,
 //!   and each call's [`ringrpc_service_api::CallIo`].
 //! - `router`: `:path` → service, built once per worker, with the
@@ -47,6 +49,7 @@ mod profile;
 mod router;
 mod server;
 mod stats;
+mod tls;
 mod worker;
 
 pub use compression::Encoding;
@@ -54,5 +57,9 @@ pub use config::{Backend, EngineConfig};
 pub use profile::{Profile, ProfileError, PROFILE_ENV};
 pub use ringrpc_codec::server::Config as CodecConfig;
 pub use router::ServiceOptions;
+/// The rustls this engine is built with, for [`TlsConfig::from_rustls`] and
+/// certificate types.
+pub use rustls;
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use stats::{Counters, Stats, STATS_WAIT};
+pub use tls::{ClientAuth, TlsConfig, TlsError};

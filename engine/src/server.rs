@@ -15,7 +15,8 @@ use crate::profile::Profile;
 use crate::io::Bound;
 use crate::router::{InterceptorFactory, Route, ServiceOptions};
 use crate::stats::{self, Stats, StatsCell};
-use crate::worker::{self, WorkerSetup};
+use crate::tls::TlsConfig;
+use crate::worker::{self, Endpoint, WorkerSetup};
 
 /// Builds one worker's instance of a service, with its interceptors.
 pub(crate) type ServiceFactory = Box<dyn Fn() -> Route + Send + Sync>;
@@ -32,6 +33,7 @@ impl Server {
             factories: Vec::new(),
             interceptors: Vec::new(),
             on_shutdown: Vec::new(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -45,6 +47,15 @@ pub struct ServerBuilder {
     factories: Vec<ServiceFactory>,
     interceptors: Vec<InterceptorFactory>,
     on_shutdown: Vec<ShutdownHook>,
+    /// TCP listeners to bind when the server starts.
+    listeners: Vec<ListenSpec>,
+}
+
+/// A TCP listener to bind on every worker.
+struct ListenSpec {
+    addr: SocketAddr,
+    /// `None` for plaintext HTTP/2 (h2c).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ServerBuilder {
@@ -150,18 +161,66 @@ impl ServerBuilder {
     }
 
     /// Binds `addr` on every worker (`SO_REUSEPORT`: the kernel spreads new
-    /// connections over them) and starts serving. Returns once every worker is
-    /// accepting. Port 0 picks a free port, shared by all workers.
-    pub fn serve(mut self, addr: SocketAddr) -> io::Result<ServerHandle> {
+    /// connections over them) and starts serving plaintext HTTP/2 (h2c), along
+    /// with any listeners added before ([`ServerBuilder::listen_tls`]). Returns
+    /// once every worker is accepting. Port 0 picks a free port, shared by all
+    /// workers.
+    pub fn serve(self, addr: SocketAddr) -> io::Result<ServerHandle> {
+        self.listen(addr).start()
+    }
+
+    /// Like [`ServerBuilder::serve`], over TLS: the handshake must negotiate
+    /// `h2` with ALPN, and with a client CA in `tls` clients authenticate with
+    /// certificates (mutual TLS), which handlers see as
+    /// `CallContext::peer_certificates`.
+    pub fn serve_tls(self, addr: SocketAddr, tls: TlsConfig) -> io::Result<ServerHandle> {
+        self.listen_tls(addr, tls).start()
+    }
+
+    /// Adds a plaintext (h2c) TCP listener at `addr`, bound on every worker by
+    /// [`ServerBuilder::start`] (or `serve*`). One server can serve several
+    /// listeners with the same workers and services, e.g. TLS for remote clients
+    /// and plaintext on loopback for a local sidecar:
+    ///
+    /// ```ignore
+    /// let server = Server::builder()
+    ///     .add_service(|| GreeterServer::new(MyGreeter))
+    ///     .listen_tls("0.0.0.0:50443".parse()?, tls)
+    ///     .listen("127.0.0.1:50051".parse()?)
+    ///     .start()?;
+    /// let [tls_addr, plain_addr] = server.local_addrs() else { unreachable!() };
+    /// ```
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listeners.push(ListenSpec { addr, tls: None });
+        self
+    }
+
+    /// Adds a TLS listener at `addr` (see [`ServerBuilder::listen`] and
+    /// [`ServerBuilder::serve_tls`]).
+    pub fn listen_tls(mut self, addr: SocketAddr, tls: TlsConfig) -> Self {
+        self.listeners.push(ListenSpec {
+            addr,
+            tls: Some(tls.server_config().clone()),
+        });
+        self
+    }
+
+    /// Binds every listener added with [`ServerBuilder::listen`] and
+    /// [`ServerBuilder::listen_tls`] and starts serving; their addresses are
+    /// [`ServerHandle::local_addrs`], in the order added. Returns once every
+    /// worker is accepting.
+    pub fn start(mut self) -> io::Result<ServerHandle> {
+        if self.listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listener: add one with listen or listen_tls",
+            ));
+        }
         self.apply_env_profile()?;
         let workers = self.config.workers.max(1);
-        let first = bind(addr, self.config.backlog)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![Bound::Tcp(first)];
-        for _ in 1..workers {
-            listeners.push(Bound::Tcp(bind(local_addr, self.config.backlog)?));
-        }
-        self.start(listeners, Some(local_addr), None)
+        let (endpoints, local_addrs) =
+            bind_listeners(&self.listeners, workers, self.config.backlog)?;
+        self.launch(endpoints, local_addrs, None)
     }
 
     /// Listens on the Unix domain socket at `path` (e.g. behind a sidecar proxy)
@@ -172,30 +231,39 @@ impl ServerBuilder {
     /// replaced; any other file there, or a socket a live server still accepts
     /// on, is an error. Graceful shutdown removes the socket file. Calls on such
     /// a server see no remote address (`Request::remote_addr()` is `None`).
+    /// TCP listeners added before ([`ServerBuilder::listen`]) are served too.
     pub fn serve_unix(mut self, path: impl AsRef<Path>) -> io::Result<ServerHandle> {
         self.apply_env_profile()?;
         let path = path.as_ref();
         let workers = self.config.workers.max(1);
+        let (mut endpoints, local_addrs) =
+            bind_listeners(&self.listeners, workers, self.config.backlog)?;
         let (first, file) = bind_unix(path, self.config.backlog)?;
-        let mut listeners = Vec::with_capacity(workers);
-        for _ in 1..workers {
+        for endpoints in &mut endpoints[1..] {
             match first.try_clone() {
-                Ok(listener) => listeners.push(Bound::Unix(listener)),
+                Ok(listener) => endpoints.push(Endpoint {
+                    socket: Bound::Unix(listener),
+                    tls: None,
+                }),
                 Err(error) => {
                     file.remove();
                     return Err(error);
                 }
             }
         }
-        listeners.push(Bound::Unix(first));
-        self.start(listeners, None, Some(file))
+        endpoints[0].push(Endpoint {
+            socket: Bound::Unix(first),
+            tls: None,
+        });
+        self.launch(endpoints, local_addrs, Some(file))
     }
 
-    /// Starts one worker per listener and waits until all of them accept.
-    fn start(
+    /// Starts one worker per list of listeners and waits until all of them
+    /// accept.
+    fn launch(
         self,
-        listeners: Vec<Bound>,
-        local_addr: Option<SocketAddr>,
+        endpoints: Vec<Vec<Endpoint>>,
+        local_addrs: Vec<SocketAddr>,
         socket_file: Option<SocketFile>,
     ) -> io::Result<ServerHandle> {
         let ServerBuilder {
@@ -203,19 +271,20 @@ impl ServerBuilder {
             factories,
             interceptors,
             on_shutdown,
+            ..
         } = self;
         let factories = with_server_interceptors(factories, interceptors);
-        let workers = listeners.len();
+        let workers = endpoints.len();
         let stats: Vec<Arc<StatsCell>> = (0..workers).map(|_| Arc::default()).collect();
         let factories = Arc::new(factories);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
         let mut threads = Vec::with_capacity(workers);
-        for (index, listener) in listeners.into_iter().enumerate() {
+        for (index, listeners) in endpoints.into_iter().enumerate() {
             let setup = WorkerSetup {
                 index,
                 config: config.clone(),
-                listener,
+                listeners,
                 factories: factories.clone(),
                 shutdown: shutdown_rx.clone(),
                 ready: ready_tx.clone(),
@@ -253,7 +322,7 @@ impl ServerBuilder {
             Backend::Epoll
         };
         Ok(ServerHandle {
-            local_addr,
+            local_addrs,
             unix_path: socket_file.as_ref().map(|file| file.path.clone()),
             socket_file: std::sync::Mutex::new(socket_file),
             backend,
@@ -285,6 +354,33 @@ fn with_server_interceptors(
             })
         })
         .collect()
+}
+
+/// Binds each TCP listener once per worker (port 0 resolved by the first bind):
+/// worker `w` serves `endpoints[w]`. Also returns each listener's address.
+fn bind_listeners(
+    listeners: &[ListenSpec],
+    workers: usize,
+    backlog: i32,
+) -> io::Result<(Vec<Vec<Endpoint>>, Vec<SocketAddr>)> {
+    let mut endpoints: Vec<Vec<Endpoint>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut local_addrs = Vec::with_capacity(listeners.len());
+    for spec in listeners {
+        let first = bind(spec.addr, backlog)?;
+        let local_addr = first.local_addr()?;
+        local_addrs.push(local_addr);
+        endpoints[0].push(Endpoint {
+            socket: Bound::Tcp(first),
+            tls: spec.tls.clone(),
+        });
+        for worker in &mut endpoints[1..] {
+            worker.push(Endpoint {
+                socket: Bound::Tcp(bind(local_addr, backlog)?),
+                tls: spec.tls.clone(),
+            });
+        }
+    }
+    Ok((endpoints, local_addrs))
 }
 
 fn bind(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -356,8 +452,9 @@ impl SocketFile {
 
 /// A running server.
 pub struct ServerHandle {
-    /// `None` when serving a Unix socket.
-    local_addr: Option<SocketAddr>,
+    /// The TCP listeners' addresses, in the order added (none when serving only
+    /// a Unix socket).
+    local_addrs: Vec<SocketAddr>,
     unix_path: Option<PathBuf>,
     /// Taken by the first shutdown, which removes the file.
     socket_file: std::sync::Mutex<Option<SocketFile>>,
@@ -373,7 +470,7 @@ pub struct ServerHandle {
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .field("unix_path", &self.unix_path)
             .field("backend", &self.backend)
             .field("workers", &self.threads.len())
@@ -382,15 +479,23 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// The address the workers listen on (with the port chosen for port 0).
+    /// The address the workers listen on (with the port chosen for port 0): the
+    /// first TCP listener's, when there are several ([`ServerHandle::local_addrs`]).
     ///
     /// # Panics
     ///
-    /// On a server started with [`ServerBuilder::serve_unix`]; see
-    /// [`ServerHandle::unix_path`].
+    /// On a server started with [`ServerBuilder::serve_unix`] and no TCP
+    /// listener; see [`ServerHandle::unix_path`].
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        *self
+            .local_addrs
+            .first()
             .expect("the server listens on a Unix socket; see ServerHandle::unix_path")
+    }
+
+    /// Every TCP listener's address, in the order the listeners were added.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// The socket path of a server started with [`ServerBuilder::serve_unix`].

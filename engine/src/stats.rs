@@ -45,8 +45,14 @@ pub struct Counters {
     pub connections_accepted: u64,
     /// Connections open now.
     pub active_connections: u64,
+    /// Connections closed right after accept because their worker already
+    /// served `max_connections_per_worker` (not in `connections_accepted`).
+    pub connections_refused: u64,
     /// Calls whose handler is running (or whose stream is not yet released) now.
     pub active_streams: u64,
+    /// TLS connections closed before their handshake completed: timed out,
+    /// not TLS, a certificate refused, no `h2` negotiated.
+    pub tls_handshake_failures: u64,
 }
 
 impl Counters {
@@ -72,7 +78,9 @@ impl Counters {
         self.bytes_written += other.bytes_written;
         self.connections_accepted += other.connections_accepted;
         self.active_connections += other.active_connections;
+        self.connections_refused += other.connections_refused;
         self.active_streams += other.active_streams;
+        self.tls_handshake_failures += other.tls_handshake_failures;
     }
 }
 
@@ -95,7 +103,9 @@ pub(crate) struct WorkerStats {
     bytes_written: Cell<u64>,
     connections_accepted: Cell<u64>,
     active_connections: Cell<u64>,
+    connections_refused: Cell<u64>,
     active_streams: Cell<u64>,
+    tls_handshake_failures: Cell<u64>,
 }
 
 fn bump(cell: &Cell<u64>, n: u64) {
@@ -131,9 +141,17 @@ impl WorkerStats {
         bump(&self.active_connections, 1);
     }
 
+    pub(crate) fn connection_refused(&self) {
+        bump(&self.connections_refused, 1);
+    }
+
     pub(crate) fn connection_closed(&self) {
         let n = &self.active_connections;
         n.set(n.get().saturating_sub(1));
+    }
+
+    pub(crate) fn tls_handshake_failed(&self) {
+        bump(&self.tls_handshake_failures, 1);
     }
 
     pub(crate) fn stream_opened(&self) {
@@ -157,7 +175,9 @@ impl WorkerStats {
             bytes_written: self.bytes_written.get(),
             connections_accepted: self.connections_accepted.get(),
             active_connections: self.active_connections.get(),
+            connections_refused: self.connections_refused.get(),
             active_streams: self.active_streams.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
         }
     }
 }

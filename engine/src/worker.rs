@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ringrpc_codec::server::Config as CodecConfig;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Backend, EngineConfig};
@@ -16,6 +17,7 @@ use crate::io::{Bound, Listener};
 use crate::router::Router;
 use crate::server::ServiceFactory;
 use crate::stats::{StatsCell, WorkerStats};
+use crate::tls;
 
 /// What every connection of a worker shares.
 pub(crate) struct WorkerContext {
@@ -28,6 +30,10 @@ pub(crate) struct WorkerContext {
     buffers: RefCell<Vec<BytesMut>>,
     /// This worker's counters.
     pub(crate) stats: WorkerStats,
+    /// Connections served at once before new ones are refused.
+    max_connections: usize,
+    /// State of the generator that spreads connection ages (splitmix64).
+    age_jitter: Cell<u64>,
 }
 
 /// Buffers kept per worker: enough for a burst of new connections without
@@ -44,22 +50,57 @@ impl WorkerContext {
             .unwrap_or_else(|| BytesMut::with_capacity(size))
     }
 
+    /// The codec configuration of a new connection: the engine's, with
+    /// `max_connection_age` spread by ±10% so that clients connected together
+    /// (a deploy, a load balancer adding this server) do not all reconnect
+    /// together. Costs a clone of the config, which `Connection::new` takes by
+    /// value anyway.
+    pub(crate) fn connection_config(&self) -> CodecConfig {
+        let mut config = self.config.codec.clone();
+        if let Some(age) = config.max_connection_age {
+            config.max_connection_age = Some(spread_age(age, self.next_random()));
+        }
+        config
+    }
+
+    /// splitmix64: statistically fine for jitter, two multiplications.
+    fn next_random(&self) -> u64 {
+        let state = self.age_jitter.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.age_jitter.set(state);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
     /// Returns a buffer to the pool, if its memory is ours alone again (no message
     /// slices of it are still alive) and the pool has room.
     pub(crate) fn give_back_buffer(&self, mut buf: BytesMut) {
         buf.clear();
         let mut pool = self.buffers.borrow_mut();
-        if pool.len() < BUFFER_POOL && buf.try_reclaim(self.config.read_buffer_size) {
+        // A buffer grown by a large batch is not kept: the pool would creep up to
+        // BUFFER_POOL times the largest write ever made.
+        if pool.len() < BUFFER_POOL
+            && buf.capacity() <= 2 * self.config.read_buffer_size
+            && buf.try_reclaim(self.config.read_buffer_size)
+        {
             pool.push(buf);
         }
     }
+}
+
+/// One listening socket of a worker, and how its connections talk.
+pub(crate) struct Endpoint {
+    pub(crate) socket: Bound,
+    /// TLS settings; `None` for plaintext HTTP/2 (h2c).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Everything a worker thread starts from.
 pub(crate) struct WorkerSetup {
     pub(crate) index: usize,
     pub(crate) config: EngineConfig,
-    pub(crate) listener: Bound,
+    pub(crate) listeners: Vec<Endpoint>,
     pub(crate) factories: Arc<Vec<ServiceFactory>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) ready: crossbeam_channel::Sender<io::Result<Backend>>,
@@ -145,25 +186,29 @@ fn pin(index: usize, cores: &[usize]) {
 async fn worker_main(setup: WorkerSetup, uring: bool) {
     let WorkerSetup {
         config,
-        listener,
+        listeners: endpoints,
         factories,
-        mut shutdown,
+        shutdown,
         ready,
         stats,
         ..
     } = setup;
-    let listener = match Listener::new(listener, uring) {
-        Ok(listener) => listener,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
+    let mut listeners = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        match Listener::new(endpoint.socket, uring) {
+            Ok(listener) => listeners.push((listener, endpoint.tls)),
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
         }
-    };
+    }
     let mut router = Router::default();
     for factory in factories.iter() {
         router.add(factory());
     }
     let grace = config.shutdown_grace;
+    let max_connections = connection_cap(&config);
     let ctx = Rc::new(WorkerContext {
         config,
         router,
@@ -172,6 +217,11 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         all_closed: Notify::new(),
         buffers: RefCell::new(Vec::new()),
         stats: WorkerStats::default(),
+        max_connections,
+        age_jitter: Cell::new(std::hash::BuildHasher::hash_one(
+            &std::hash::RandomState::new(),
+            std::thread::current().id(),
+        )),
     });
     let answer_stats = {
         let ctx = ctx.clone();
@@ -185,11 +235,42 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
     }));
     drop(ready);
 
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, tls)| {
+            let accept = accept_loop(listener, tls, ctx.clone(), shutdown.clone());
+            tokio::task::spawn_local(accept)
+        })
+        .collect();
+    drop(shutdown);
+    // Each loop drops its listener when shutdown begins.
+    for task in accepting {
+        let _ = task.await;
+    }
+    drain(&ctx, grace).await;
+    answer_stats.abort();
+    stats.publish_final(&ctx.stats);
+}
+
+/// Accepts connections on one listener until shutdown begins; each runs in its
+/// own task, over TLS when `tls` is set.
+async fn accept_loop(
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ctx: Rc<WorkerContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
+                Ok((socket, _)) if ctx.live.get() >= ctx.max_connections => {
+                    // Closed at once, without a GOAWAY (see
+                    // `EngineConfig::max_connections_per_worker` for why).
+                    ctx.stats.connection_refused();
+                    drop(socket);
+                }
                 Ok((socket, addr)) => {
                     ctx.stats.connection_opened();
                     let shared = Shared::new(addr, ctx.clone());
@@ -202,8 +283,12 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
                     drop(connections);
                     ctx.live.set(ctx.live.get() + 1);
                     let ctx = ctx.clone();
+                    let tls = tls.clone();
                     tokio::task::spawn_local(async move {
-                        conn::serve(socket, shared).await;
+                        match tls {
+                            None => conn::serve(socket, shared).await,
+                            Some(tls) => tls::serve(socket, tls, shared, ctx.clone(), addr).await,
+                        }
                         ctx.stats.connection_closed();
                         ctx.live.set(ctx.live.get() - 1);
                         ctx.all_closed.notify_waiters();
@@ -215,10 +300,47 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
             },
         }
     }
-    drop(listener);
-    drain(&ctx, grace).await;
-    answer_stats.abort();
-    stats.publish_final(&ctx.stats);
+}
+
+/// `age` times a factor in [0.9, 1.1) picked by `random`; `age` itself when
+/// the product cannot be represented.
+fn spread_age(age: Duration, random: u64) -> Duration {
+    // In nanoseconds, exactly: 0.9 × age plus 0.2 × age × (the top 32 bits of
+    // `random` as a fraction of 2^32).
+    let nanos = age.as_nanos();
+    let fraction = u128::from(random >> 32);
+    let spread = nanos * 9 / 10 + ((nanos * 2 * fraction) >> 32) / 10;
+    let secs = u64::try_from(spread / 1_000_000_000);
+    secs.map_or(age, |secs| {
+        Duration::new(secs, (spread % 1_000_000_000) as u32)
+    })
+}
+
+/// `max_connections_per_worker`, or by default this worker's share of seven
+/// eighths of the soft descriptor limit (unbounded when the limit is).
+fn connection_cap(config: &EngineConfig) -> usize {
+    let cap = config.max_connections_per_worker.unwrap_or_else(|| {
+        descriptor_limit().map_or(usize::MAX, |limit| {
+            (limit - limit / 8) / config.workers.max(1)
+        })
+    });
+    cap.max(1)
+}
+
+/// The soft `RLIMIT_NOFILE`; `None` when unlimited or unknown.
+fn descriptor_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives here.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    usize::try_from(limit.rlim_cur).ok()
 }
 
 /// Graceful shutdown of this worker's connections: GOAWAY to all, wait for their
@@ -262,5 +384,77 @@ async fn drain(ctx: &Rc<WorkerContext>, grace: Duration) {
         {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_spread_over_ten_percent_either_way() {
+        let age = Duration::from_secs(1000);
+        assert_eq!(spread_age(age, 0), Duration::from_secs(900));
+        assert!(spread_age(age, u64::MAX) < Duration::from_secs(1100));
+        assert!(spread_age(age, u64::MAX) > Duration::from_secs(1099));
+        assert_eq!(spread_age(age, 1 << 63), Duration::from_secs(1000));
+        assert_eq!(spread_age(Duration::MAX, u64::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn generated_ages_cover_the_range() {
+        let ctx = WorkerContext {
+            config: EngineConfig {
+                codec: CodecConfig {
+                    max_connection_age: Some(Duration::from_secs(100)),
+                    ..CodecConfig::default()
+                },
+                ..EngineConfig::default()
+            },
+            router: Router::default(),
+            connections: RefCell::new(Vec::new()),
+            live: Cell::new(0),
+            all_closed: Notify::new(),
+            buffers: RefCell::new(Vec::new()),
+            stats: WorkerStats::default(),
+            max_connections: 1,
+            age_jitter: Cell::new(7),
+        };
+        let ages: Vec<Duration> = (0..1000)
+            .map(|_| ctx.connection_config().max_connection_age.unwrap())
+            .collect();
+        let (low, high) = (Duration::from_secs(90), Duration::from_secs(110));
+        assert!(ages.iter().all(|age| (low..high).contains(age)));
+        // Every tenth of the range gets some: no lockstep.
+        for decile in 0..10 {
+            let from = low + Duration::from_secs(2 * decile);
+            let to = from + Duration::from_secs(2);
+            assert!(
+                ages.iter().any(|age| (from..to).contains(age)),
+                "nothing in {from:?}..{to:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_cap_defaults_to_a_share_of_the_descriptor_limit() {
+        let config = EngineConfig {
+            workers: 4,
+            ..EngineConfig::default()
+        };
+        match descriptor_limit() {
+            Some(limit) => assert_eq!(connection_cap(&config), (limit - limit / 8) / 4),
+            None => assert_eq!(connection_cap(&config), usize::MAX),
+        }
+        let set = EngineConfig {
+            max_connections_per_worker: Some(10),
+            ..config
+        };
+        assert_eq!(connection_cap(&set), 10);
+        let zero = EngineConfig {
+            max_connections_per_worker: Some(0),
+            ..set
+        };
+        assert_eq!(connection_cap(&zero), 1);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{Extensions, Metadata, Status};
+use crate::{Extensions, Metadata, PeerCertificates, Status};
 
 /// What a call needs from the engine. All methods take `&self`: a call's parts
 /// (request stream, response sink, context) share one `Rc<dyn CallIo>`, and
@@ -85,6 +85,8 @@ pub struct CallHead {
     pub deadline: Option<Instant>,
     /// The client's address.
     pub remote_addr: Option<SocketAddr>,
+    /// The certificate chain the client presented over TLS, if any.
+    pub peer_certificates: Option<PeerCertificates>,
     /// Values attached by interceptors or the engine.
     pub extensions: Extensions,
 }

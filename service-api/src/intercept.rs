@@ -96,6 +96,12 @@ impl InterceptRequest {
         self.head.deadline
     }
 
+    /// The certificate chain the client presented over TLS (DER, leaf first);
+    /// `None` on a plaintext connection or when the client sent none.
+    pub fn peer_certificates(&self) -> Option<&[Bytes]> {
+        self.head.peer_certificates.as_deref()
+    }
+
     /// The whole head.
     pub fn head(&self) -> &CallHead {
         &self.head

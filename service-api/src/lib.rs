@@ -62,7 +62,7 @@ pub use call::{Call, CallHead, CallIo};
 pub use code::Code;
 pub use intercept::{Intercept, InterceptRequest, Interceptor};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
-pub use request::{CallContext, Extensions, Request, Response};
+pub use request::{CallContext, Extensions, PeerCertificates, Request, Response};
 pub use status::Status;
 pub use streaming::{MessageInfo, ResponseSink, Streaming};
 

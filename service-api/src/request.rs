@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::call::CallIo;
 use crate::Metadata;
 
@@ -21,6 +23,7 @@ pub struct CallContext {
     io: Option<Rc<dyn CallIo>>,
     deadline: Option<Instant>,
     remote_addr: Option<SocketAddr>,
+    peer_certificates: Option<PeerCertificates>,
 }
 
 impl CallContext {
@@ -28,11 +31,13 @@ impl CallContext {
         io: Rc<dyn CallIo>,
         deadline: Option<Instant>,
         remote_addr: Option<SocketAddr>,
+        peer_certificates: Option<PeerCertificates>,
     ) -> CallContext {
         CallContext {
             io: Some(io),
             deadline,
             remote_addr,
+            peer_certificates,
         }
     }
 
@@ -44,6 +49,14 @@ impl CallContext {
     /// The client's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
+    }
+
+    /// The certificate chain the client presented over TLS, DER-encoded, its
+    /// own certificate first; `None` on a plaintext connection or when the
+    /// client sent no certificate (a server that requires one never runs a
+    /// handler without it).
+    pub fn peer_certificates(&self) -> Option<&[Bytes]> {
+        self.peer_certificates.as_deref()
     }
 
     /// Whether the call was cancelled (client reset, connection lost, deadline).
@@ -65,7 +78,39 @@ impl fmt::Debug for CallContext {
         f.debug_struct("CallContext")
             .field("deadline", &self.deadline)
             .field("remote_addr", &self.remote_addr)
+            .field("peer_certificates", &self.peer_certificates)
             .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// The certificate chain a TLS client presented: DER-encoded certificates, the
+/// client's own first. Every call of a connection shares one chain, so cloning
+/// it is a reference-count increment, not a copy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerCertificates(Rc<[Bytes]>);
+
+impl PeerCertificates {
+    /// A chain of DER-encoded certificates, the peer's own first. Made by the
+    /// engine once per connection; public for tests of interceptors.
+    pub fn new(chain: impl Into<Rc<[Bytes]>>) -> PeerCertificates {
+        PeerCertificates(chain.into())
+    }
+}
+
+impl std::ops::Deref for PeerCertificates {
+    type Target = [Bytes];
+
+    fn deref(&self) -> &[Bytes] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PeerCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Sizes, not bytes: a chain is kilobytes of DER nobody reads in a log.
+        f.debug_list()
+            .entries(self.0.iter().map(|der| der.len()))
             .finish()
     }
 }
@@ -203,6 +248,12 @@ impl<T> Request<T> {
     /// The client's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.context.remote_addr()
+    }
+
+    /// The certificate chain the client presented over TLS
+    /// ([`CallContext::peer_certificates`]).
+    pub fn peer_certificates(&self) -> Option<&[Bytes]> {
+        self.context.peer_certificates()
     }
 
     /// Deadline, peer and cancellation of the call.

@@ -34,7 +34,12 @@ pub trait Service: 'static {
 
 fn split<T>(call: Call, message: T) -> (Rc<dyn CallIo>, Request<T>) {
     let Call { io, head } = call;
-    let context = CallContext::new(io.clone(), head.deadline, head.remote_addr);
+    let context = CallContext::new(
+        io.clone(),
+        head.deadline,
+        head.remote_addr,
+        head.peer_certificates,
+    );
     (
         io.clone(),
         Request::from_parts(head.metadata, message, context, head.extensions),

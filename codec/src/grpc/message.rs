@@ -3,7 +3,9 @@
 //! [`MessageDecoder`] turns the payloads of a stream's DATA frames into whole
 //! messages. Messages that arrive inside one frame are handed out as slices of
 //! that frame (no copy); only messages that straddle frames are copied, into a
-//! buffer allocated once at their final size.
+//! buffer that grows with the bytes actually received (doubling, from 64 KiB,
+//! never past the announced length), so a prefix announcing a large message
+//! that never comes costs nothing up front.
 
 use std::fmt;
 
@@ -85,8 +87,8 @@ pub fn encode_prefix(compressed: bool, len: u32, dst: &mut impl BufMut) {
 enum State {
     /// Between messages (`have == 0`) or inside a prefix split across frames.
     Prefix { buf: [u8; PREFIX_LEN], have: u8 },
-    /// Prefix known, body not yet complete. `buf` is either empty and unallocated
-    /// (no body byte yet) or was allocated once with capacity `len`.
+    /// Prefix known, body not yet complete. `buf` is empty and unallocated until
+    /// the first body byte, then grows with what arrives (see [`grow_for`]).
     Body {
         compressed: bool,
         len: usize,
@@ -151,6 +153,28 @@ fn parse_prefix(prefix: [u8; PREFIX_LEN], max_len: u32) -> Result<(bool, usize),
     Ok((compressed, body_len))
 }
 
+/// The first allocation for a message body spanning frames, and the smallest
+/// growth step after it.
+const BODY_GROWTH_STEP: usize = 64 * 1024;
+
+/// Makes room in `buf` for `incoming` more bytes of a body announced as `len`.
+///
+/// The announced length is the peer's claim, not bytes on hand: reserving it at
+/// once would let a 5-byte prefix pin `max_message_size` per stream. The buffer
+/// doubles instead (so the copying stays linear in the message size), starts at
+/// one step, and never exceeds `len`: memory stays within twice what was received
+/// (or one step).
+fn grow_for(buf: &mut BytesMut, len: usize, incoming: usize) {
+    let needed = buf.len() + incoming;
+    if needed <= buf.capacity() {
+        return;
+    }
+    let capacity = needed.max(buf.len() * 2).max(BODY_GROWTH_STEP).min(len);
+    let mut grown = BytesMut::with_capacity(capacity);
+    grown.extend_from_slice(buf);
+    *buf = grown;
+}
+
 impl MessageDecoder {
     /// A decoder positioned at the start of a message. Does not allocate.
     pub fn new() -> Self {
@@ -161,8 +185,8 @@ impl MessageDecoder {
     ///
     /// Calls `out` for each message completed, in order. A message lying entirely
     /// inside `data` is handed out as a slice of `data` (zero copy). A message
-    /// spanning frames is copied into a buffer reserved once with exactly its
-    /// length, after that length has been checked against `max_len`.
+    /// spanning frames is copied into a buffer that grows with the bytes received,
+    /// after its length has been checked against `max_len`.
     ///
     /// Returns how many bytes of `data` went into a message that is still
     /// incomplete (prefix bytes included). The connection releases flow-control
@@ -203,9 +227,9 @@ impl MessageDecoder {
                         if data.is_empty() {
                             return Ok(0);
                         }
-                        *buf = BytesMut::with_capacity(*len);
                     }
                     let take = (*len - buf.len()).min(data.len());
+                    grow_for(buf, *len, take);
                     buf.extend_from_slice(&data[..take]);
                     data.advance(take);
                     if buf.len() < *len {
@@ -267,7 +291,7 @@ impl MessageDecoder {
                         // frame, the next frame may hold the whole body and be sliced instead.
                         let mut body = BytesMut::new();
                         if !data.is_empty() {
-                            body = BytesMut::with_capacity(len);
+                            grow_for(&mut body, len, data.len());
                             body.extend_from_slice(&data);
                             data.clear();
                         }
@@ -380,25 +404,55 @@ mod tests {
     }
 
     #[test]
-    fn spanning_body_is_allocated_once_at_final_size() {
-        let body = vec![7u8; 100_000];
+    fn spanning_body_memory_follows_the_bytes_received() {
+        let body: Vec<u8> = (0..1_000_000).map(|i| (i % 251) as u8).collect();
         let wire = framed(&[(false, &body)]);
         let mut dec = MessageDecoder::new();
-        let mut ptr = None;
         // The prefix alone first: no body byte yet, so nothing may be allocated.
         assert_eq!(push_all(&mut dec, &wire[..PREFIX_LEN]).1, PREFIX_LEN);
         assert!(matches!(&dec.state, State::Body { buf, .. } if buf.capacity() == 0));
+        let mut reallocations = 0;
+        let mut last_capacity = 0;
         for chunk in wire[PREFIX_LEN..].chunks(16_384) {
             let (got, _) = push_all(&mut dec, chunk);
             if let State::Body { buf, len, .. } = &dec.state {
-                assert_eq!(buf.capacity(), *len);
-                let p = buf.as_ptr();
-                assert_eq!(*ptr.get_or_insert(p), p, "buffer was reallocated");
+                let received = buf.len();
+                assert!(buf.capacity() <= *len, "never past the announced length");
+                assert!(
+                    buf.capacity() <= (2 * received).max(BODY_GROWTH_STEP),
+                    "{} bytes reserved for {received} received",
+                    buf.capacity()
+                );
+                reallocations += usize::from(buf.capacity() != last_capacity);
+                last_capacity = buf.capacity();
             } else {
                 assert_eq!(got.len(), 1);
-                assert_eq!(got[0].data, body);
+                assert!(got[0].data == body);
             }
         }
+        // Doubling from 64 KiB to 1 MB: a handful of copies, not one per frame.
+        assert!(reallocations <= 6, "{reallocations} reallocations");
+    }
+
+    #[test]
+    fn a_large_announced_message_reserves_only_what_arrived() {
+        let mut dec = MessageDecoder::new();
+        let mut prefix = Vec::new();
+        encode_prefix(false, 4 * 1024 * 1024, &mut prefix);
+        prefix.extend_from_slice(&[1; 100]);
+        push_all(&mut dec, &prefix);
+        let State::Body { buf, len, .. } = &dec.state else {
+            panic!("inside the body")
+        };
+        assert_eq!((*len, buf.len()), (4 * 1024 * 1024, 100));
+        assert_eq!(buf.capacity(), BODY_GROWTH_STEP);
+        // A small message announced is never over-reserved either.
+        let mut dec = MessageDecoder::new();
+        push_all(&mut dec, &framed(&[(false, &[2; 300])])[..50]);
+        let State::Body { buf, .. } = &dec.state else {
+            panic!("inside the body")
+        };
+        assert_eq!(buf.capacity(), 300);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct Config {
     ///
     /// Default: max(5, 1.25 × header list size / frame size), enough for any list that
     /// fits the header list limit in full frames; the CONTINUATION-flood defence.
+    /// [`Config::validated`] never lets it fall below what a header list of
+    /// `max_header_list_size` needs in 16 KiB frames (the smallest maximum frame
+    /// size a client may use), so raising the header list limit alone keeps
+    /// large, legitimate header lists acceptable.
     pub max_continuation_frames: u32,
     /// Largest gRPC message we accept, checked from its length prefix before anything
     /// is buffered (RESOURCE_EXHAUSTED beyond it). Default 4 MiB, like every gRPC
@@ -58,7 +62,10 @@ pub struct Config {
     pub max_message_size: u32,
     /// Streams the peer may reset before their response completed, net of calls the
     /// engine answered in full (requests the codec answers by itself, such as HTTP
-    /// 415, do not count), before GOAWAY ENHANCE_YOUR_CALM. Default 100
+    /// 415, do not count), before GOAWAY ENHANCE_YOUR_CALM. Streams refused with
+    /// REFUSED_STREAM because the concurrency limit was reached count too: each
+    /// costs us a frame, and a client that keeps opening streams past the limit
+    /// it was told is hammering, not multiplexing. Default 100
     /// (Rapid Reset, CVE-2023-44487: a client cancelling its calls now and then never
     /// gets close; a client that only opens and resets does at once).
     pub max_peer_resets: u32,
@@ -80,7 +87,85 @@ pub struct Config {
     /// How long a new connection has to send its preface and first SETTINGS, and we
     /// wait for the ACK of ours, before the connection is closed. Default 10 s: the
     /// slowloris defence.
+    ///
+    /// One deadline, counted from accept, bounds the whole handshake: a client that
+    /// has not completed its preface and SETTINGS by then gets GOAWAY
+    /// PROTOCOL_ERROR; one that did but has not acknowledged our SETTINGS gets
+    /// GOAWAY SETTINGS_TIMEOUT (RFC 9113 §6.5.3). Our SETTINGS go out with the
+    /// first write after accept, so both clocks start together. Input does not
+    /// push the deadline back: trickling the preface a byte at a time buys nothing.
     pub handshake_timeout: Duration,
+    /// Time without receiving anything from the client after which we send a PING
+    /// to learn whether it is still there (gRPC's server `keepalive_time`). `None`
+    /// never pings.
+    ///
+    /// Default 2 h, what gRPC servers use: a peer that vanished without a FIN or RST
+    /// (a crashed host, a NAT that dropped the mapping) otherwise holds the
+    /// connection and its memory for as long as the kernel's own keepalive takes,
+    /// which is off by default. Shorter values find dead peers sooner at the cost
+    /// of a PING per idle connection per period; gRPC clients accept server PINGs
+    /// at any rate.
+    pub keepalive_time: Option<Duration>,
+    /// How long our keepalive PING may go unacknowledged before GOAWAY and close
+    /// (gRPC's `keepalive_timeout`). Default 20 s, gRPC's default: several round
+    /// trips on any network that still works.
+    ///
+    /// It also bounds the wait for the PING of a graceful drain
+    /// ([`Connection::go_away`](super::Connection::go_away)): without its ACK by
+    /// then, the final GOAWAY goes out anyway.
+    pub keepalive_timeout: Duration,
+    /// The shortest interval between two client PINGs that does not earn a strike
+    /// while streams are open (or at any time with `permit_ping_without_stream`);
+    /// gRPC's enforcement policy `MinTime`.
+    ///
+    /// Default 5 min, grpc-go's: a gRPC client configured with a shorter keepalive
+    /// is asked to back off (`too_many_pings`), which is how gRPC keeps thousands
+    /// of clients from pinging one server continually. A PING that follows a
+    /// HEADERS or DATA frame we sent never earns a strike and clears the count:
+    /// clients measure the bandwidth-delay product with PINGs answering our data.
+    pub min_ping_interval: Duration,
+    /// Whether clients may keep a connection without streams alive with PINGs at
+    /// `min_ping_interval`. Default false, as in gRPC: without streams a PING
+    /// sooner than 2 h (or `min_ping_interval`, if longer) after the previous one
+    /// earns a strike, since a client with nothing in flight has no reason to
+    /// probe more often than our own keepalive does.
+    pub permit_ping_without_stream: bool,
+    /// PINGs breaking the policy above that are tolerated; the next one gets
+    /// GOAWAY ENHANCE_YOUR_CALM with debug data `too_many_pings`, which gRPC
+    /// clients answer by doubling their keepalive interval. Default 2, gRPC's.
+    ///
+    /// This is a rate limit over time. `max_pending_control_frames` is a different
+    /// defence: it bounds PING and SETTINGS replies we could not write yet, so it
+    /// stops a flood within one read even where the policy allows each PING (a
+    /// PING after our data is always allowed), and it covers SETTINGS too.
+    pub max_ping_strikes: u32,
+    /// Time without open streams after which the connection gets a graceful
+    /// GOAWAY (gRPC's `MaxConnectionIdle`). Default `None`, as in gRPC: clients
+    /// reconnect when they next need a connection, so closing idle ones only pays
+    /// where connections are scarce (many clients behind one proxy).
+    pub max_connection_idle: Option<Duration>,
+    /// Age at which the connection gets a graceful GOAWAY, so that clients
+    /// reconnect and a load balancer can spread them over servers added since
+    /// (gRPC's `MaxConnectionAge`). Default `None`, as in gRPC.
+    ///
+    /// The codec uses the value it is given; the engine spreads it by ±10% per
+    /// connection so that clients connected together do not reconnect together.
+    pub max_connection_age: Option<Duration>,
+    /// How long in-flight calls may still run after the `max_connection_age`
+    /// GOAWAY before the connection is closed at once (gRPC's
+    /// `MaxConnectionAgeGrace`). Default `None`, as in gRPC: the connection closes
+    /// when its last call ends, however long that takes.
+    pub max_connection_age_grace: Option<Duration>,
+    /// How long a stream may have response data queued without sending any of it,
+    /// because the client keeps its flow-control window (the stream's or the
+    /// connection's) at zero, before the stream is reset with RST_STREAM(CANCEL)
+    /// and its handler cancelled. The clock restarts with every byte sent.
+    ///
+    /// Default 60 s, nginx's `send_timeout`: a client that reads at all, however
+    /// slowly, never meets it, while one that opened streams and stopped reading
+    /// cannot hold their handlers and queued messages for ever. The engine applies
+    /// the same bound to a socket that accepts no bytes at all.
+    pub send_stall_timeout: Duration,
 }
 
 impl Default for Config {
@@ -106,6 +191,15 @@ impl Default for Config {
             max_empty_frames: 100,
             max_new_streams_per_recv: 2 * max_concurrent_streams,
             handshake_timeout: Duration::from_secs(10),
+            keepalive_time: Some(Duration::from_secs(2 * 60 * 60)),
+            keepalive_timeout: Duration::from_secs(20),
+            min_ping_interval: Duration::from_secs(5 * 60),
+            permit_ping_without_stream: false,
+            max_ping_strikes: 2,
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            send_stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -116,10 +210,20 @@ pub fn default_max_continuation_frames(max_header_list_size: u32, max_frame_size
     frames.max(5) as u32
 }
 
+/// The fewest CONTINUATION frames that carry any header list within
+/// `max_header_list_size` when a client splits it into 16 KiB frames, plus one
+/// frame of slack. An encoded header block is never longer than its list size
+/// as RFC 9113 counts it (the 32 octets per field exceed any literal's framing),
+/// so `ceil(size / 16 KiB)` frames after the HEADERS frame always suffice.
+pub fn min_continuation_frames(max_header_list_size: u32) -> u32 {
+    max_header_list_size.div_ceil(DEFAULT_MAX_FRAME_SIZE)
+}
+
 impl Config {
     /// The config with every value moved into the range the RFC allows: windows
-    /// between 65,535 and 2^31 - 1, frame size between 16,384 and 2^24 - 1, and at
-    /// least one of each counter.
+    /// between 65,535 and 2^31 - 1, frame size between 16,384 and 2^24 - 1, at
+    /// least one of each counter, and enough CONTINUATION frames for the header
+    /// list limit ([`min_continuation_frames`]).
     pub fn validated(mut self) -> Config {
         self.initial_stream_window = self
             .initial_stream_window
@@ -130,7 +234,10 @@ impl Config {
         self.max_frame_size = self
             .max_frame_size
             .clamp(DEFAULT_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE);
-        self.max_continuation_frames = self.max_continuation_frames.max(1);
+        self.max_continuation_frames = self
+            .max_continuation_frames
+            .max(min_continuation_frames(self.max_header_list_size))
+            .max(1);
         self.max_pending_control_frames = self.max_pending_control_frames.max(1);
         self
     }

@@ -3,9 +3,10 @@
 //! [`Connection`] never touches a socket or a clock. Its methods come in four groups,
 //! in the manner of quinn-proto:
 //!
-//! - **inputs**: [`Connection::recv`] with the bytes read from the socket, and
+//! - **inputs**: [`Connection::recv`] with the bytes read from the socket,
 //!   [`Connection::handle_timeout`] when the deadline of [`Connection::poll_timeout`]
-//!   has passed;
+//!   has passed, and [`Connection::reset_stalled_streams`] when the deadline of
+//!   [`Connection::send_stall_deadline`] has (the transmitting side's timer);
 //! - **outputs**: [`Connection::poll_event`] for what the engine must act on (a new
 //!   request, a message, the end of a request, a reset) and
 //!   [`Connection::poll_transmit`] for the bytes to write;
@@ -27,10 +28,12 @@
 //! reassembly buffer is bounded by the message size limit instead), otherwise a
 //! message larger than the window could never complete. Outgoing messages wait in
 //! the stream's queue until both windows allow them; the engine reads
-//! [`Connection::queued_send_bytes`] to hold its senders.
+//! [`Connection::queued_send_bytes`] to hold its senders. A stream whose queue the
+//! client's windows keep shut for `send_stall_timeout` is reset with CANCEL.
 
 mod config;
 mod flow;
+mod lifecycle;
 mod request;
 mod store;
 mod transmit;
@@ -40,7 +43,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{default_max_continuation_frames, Config};
+pub use config::{default_max_continuation_frames, min_continuation_frames, Config};
 pub use request::RequestHead;
 
 use crate::error::{Error, Initiator, Reason};
@@ -51,6 +54,7 @@ use crate::frame::{
 use crate::grpc::{status, Message, MessageError};
 use crate::hpack;
 use flow::{RecvWindow, SendWindow};
+use lifecycle::Lifecycle;
 use request::{HeadBuilder, Verdict};
 use store::{HeadState, Key, OutMessage, OutTrailers, RecentlyReset, Store};
 
@@ -230,6 +234,12 @@ pub struct Connection {
     settings_sent: bool,
     settings_acked: bool,
     handshake_deadline: Option<Instant>,
+    /// Keepalive, PING policy, idle and age timers (see `lifecycle.rs`).
+    lifecycle: Lifecycle,
+
+    /// When [`Connection::reset_stalled_streams`] must next look for streams that
+    /// could not send for `send_stall_timeout`; `None` while none waits for window.
+    stall_check: Option<Instant>,
 
     // Output.
     control: VecDeque<Control>,
@@ -278,6 +288,8 @@ impl Connection {
             settings_sent: false,
             settings_acked: false,
             handshake_deadline: Some(now + config.handshake_timeout),
+            lifecycle: Lifecycle::new(now, config.max_connection_age),
+            stall_check: None,
             control: VecDeque::new(),
             pending_control_replies: 0,
             ready: VecDeque::new(),
@@ -320,6 +332,74 @@ impl Connection {
             .map_or(0, |key| self.streams.peek(key).queued)
     }
 
+    /// When [`Connection::reset_stalled_streams`] must next be called: a stream has
+    /// had response data queued and no flow-control window to send any of it since
+    /// `send_stall_timeout` before this instant. `None` while no stream waits.
+    ///
+    /// A deadline of its own, apart from [`Connection::poll_timeout`], because it is
+    /// about output: it arms in `poll_transmit`, so the loop that transmits is the
+    /// one to watch it, and its expiry ends streams, never the connection.
+    #[must_use]
+    pub fn send_stall_deadline(&self) -> Option<Instant> {
+        self.stall_check
+    }
+
+    /// Resets with RST_STREAM(CANCEL) every stream that has had response data
+    /// queued for `send_stall_timeout` without sending a byte of it (the client
+    /// keeps its window at zero); the engine hears [`Event::Reset`] for those whose
+    /// handler runs. Costs a pass over the streams, only when the deadline of
+    /// [`Connection::send_stall_deadline`] has passed.
+    pub fn reset_stalled_streams(&mut self, now: Instant) {
+        if self.stall_check.is_none_or(|check| now < check) {
+            return;
+        }
+        self.stall_check = None;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let timeout = self.config.send_stall_timeout;
+        let mut next: Option<Instant> = None;
+        let mut stalled = Vec::new();
+        self.streams.for_each(|key, stream| {
+            let Some(since) = stream.stalled_since else {
+                return;
+            };
+            if stream.send_closed || stream.queued == 0 {
+                stream.stalled_since = None;
+                return;
+            }
+            // A timeout too large to add never expires.
+            if let Some(deadline) = since.checked_add(timeout) {
+                if deadline <= now {
+                    stalled.push(key);
+                } else {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
+        });
+        self.stall_check = next;
+        for key in stalled {
+            let id = self.streams.get(key).id;
+            self.close_stream(key, Reason::CANCEL, Some(Initiator::Local));
+            self.queue_reset(id, Reason::CANCEL);
+        }
+    }
+
+    /// Notes after writing `key`'s frames whether its queued data made progress;
+    /// arms the stall deadline for a stream that starts waiting for window.
+    fn track_stall(&mut self, key: Key, queued_before: usize, now: Instant) {
+        let timeout = self.config.send_stall_timeout;
+        let stream = self.streams.get(key);
+        if stream.send_closed || stream.queued == 0 {
+            stream.stalled_since = None;
+        } else if stream.queued < queued_before || stream.stalled_since.is_none() {
+            stream.stalled_since = Some(now);
+            if self.stall_check.is_none() {
+                self.stall_check = now.checked_add(timeout);
+            }
+        }
+    }
+
     /// Whether `poll_transmit` would write anything.
     pub fn wants_transmit(&self) -> bool {
         !self.settings_sent
@@ -330,10 +410,15 @@ impl Connection {
             || self.conn_recv_update_due()
     }
 
-    /// When [`Connection::handle_timeout`] must next be called.
+    /// When [`Connection::handle_timeout`] must next be called: the handshake
+    /// deadline, the keepalive PING or its ACK, the idle and age limits, the drain
+    /// PING's ACK. The deadline may move later without notice (input pushes the
+    /// keepalive back); waking at an old one is harmless. It moves earlier only
+    /// after `poll_transmit` (the idle clock starts when the last stream's frames
+    /// are out, a drain PING's deadline when it is written) or `recv`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.handshake_deadline
+        lifecycle::earliest(self.handshake_deadline, self.lifecycle_deadline())
     }
 
     // ----- inputs -----
@@ -341,8 +426,9 @@ impl Connection {
     /// Processes the bytes read from the socket: every complete frame at the front of
     /// `buf` is consumed (split off, so messages can be zero-copy slices of it); an
     /// incomplete frame is left in `buf` for the next read to complete.
-    pub fn recv(&mut self, _now: Instant, buf: &mut BytesMut) {
+    pub fn recv(&mut self, now: Instant, buf: &mut BytesMut) {
         self.new_streams_this_recv = 0;
+        self.note_recv(now);
         if let Phase::Preface { matched } = self.phase {
             let take = buf.len().min(PREFACE.len() - matched);
             if buf[..take] != PREFACE[matched..matched + take] {
@@ -394,6 +480,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             buf.clear();
         }
+        self.track_idle(now);
     }
 
     /// Call when the deadline of [`Connection::poll_timeout`] has passed.
@@ -413,6 +500,8 @@ impl Connection {
             };
             self.connection_error(error);
         }
+        self.lifecycle_timeout(now);
+        self.track_idle(now);
     }
 
     fn handle_error(&mut self, error: Error) {
@@ -648,6 +737,15 @@ impl Connection {
                 match reset {
                     Some(Reason::REFUSED_STREAM) => {
                         self.queue_reset(id, Reason::REFUSED_STREAM);
+                        // A refusal costs us a frame like a reset stream costs us
+                        // work: both draw on the budget served calls replenish.
+                        self.peer_resets += 1;
+                        if self.peer_resets > self.config.max_peer_resets {
+                            return Err(Error::connection(
+                                Reason::ENHANCE_YOUR_CALM,
+                                "too many streams refused",
+                            ));
+                        }
                         Ok(())
                     }
                     Some(reason) => Err(Error::stream(id, reason)),
@@ -945,20 +1043,25 @@ impl Connection {
     fn on_ping(&mut self, ping: Ping) -> Result<(), Error> {
         if ping.ack {
             if ping.payload == DRAIN_PING && self.phase == Phase::DrainAnnounced {
-                // The client has now seen GOAWAY(2^31 - 1); every stream it opened
-                // before is in our hands, so the final GOAWAY can name the last one.
-                self.phase = Phase::Draining;
-                self.go_away_last_id = self.max_client_id;
-                self.control
-                    .push_back(Control::GoAway(self.max_client_id, Reason::NO_ERROR, ""));
+                self.announce_last_stream();
             }
+            self.note_ping_ack(ping.payload);
             return Ok(());
         }
+        self.check_ping_policy()?;
         self.queue_control_reply(Control::PingAck(ping.payload))
     }
 
     fn on_go_away(&mut self, go_away: GoAway) -> Result<(), Error> {
         if go_away.reason != Reason::NO_ERROR {
+            // §6.8: "Endpoints SHOULD always send a GOAWAY frame before closing a
+            // connection so that the remote peer can know whether a stream has been
+            // partially processed or not."
+            if self.phase != Phase::Closed {
+                let last = self.max_client_id.min(self.go_away_last_id);
+                self.control
+                    .push_back(Control::GoAway(last, Reason::NO_ERROR, ""));
+            }
             self.events.push_back(Event::Closed {
                 error: Error::connection(go_away.reason, "GOAWAY from client"),
                 initiator: Initiator::Remote,
@@ -1325,22 +1428,10 @@ impl Connection {
     /// PING now; when the PING is acknowledged, a GOAWAY with the last stream id
     /// actually received, after which new streams are ignored and the connection
     /// closes once the streams it has are done. Calling it again does nothing.
+    /// Without the PING's ACK within `keepalive_timeout` of writing it, the final
+    /// GOAWAY goes out anyway.
     pub fn go_away(&mut self) {
-        if matches!(
-            self.phase,
-            Phase::Open | Phase::FirstSettings | Phase::Preface { .. }
-        ) {
-            if matches!(self.phase, Phase::Preface { .. }) {
-                self.control
-                    .push_back(Control::GoAway(StreamId::ZERO, Reason::NO_ERROR, ""));
-                self.phase = Phase::Closed;
-                return;
-            }
-            self.control
-                .push_back(Control::GoAway(StreamId::MAX, Reason::NO_ERROR, ""));
-            self.control.push_back(Control::Ping(DRAIN_PING));
-            self.phase = Phase::DrainAnnounced;
-        }
+        self.start_drain("");
     }
 
     /// Ends the connection at once with GOAWAY(`reason`), for a forced close after the

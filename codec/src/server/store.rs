@@ -85,6 +85,9 @@ pub(crate) struct Stream {
     pub(crate) trailer_metadata: Vec<(Bytes, Bytes)>,
     /// END_STREAM written, or the stream reset: nothing more will be sent.
     pub(crate) send_closed: bool,
+    /// Since when queued data has waited for flow-control window without a byte
+    /// of it sent (the send-stall clock); `None` while nothing waits.
+    pub(crate) stalled_since: Option<std::time::Instant>,
 
     // Lifecycle.
     /// Reset by either side: frames for it are ignored from now on.
@@ -122,6 +125,7 @@ impl Stream {
             trailers: None,
             trailer_metadata: Vec::new(),
             send_closed: false,
+            stalled_since: None,
             reset: false,
             handler_active: false,
             served: false,

@@ -22,7 +22,7 @@ impl Connection {
     ///
     /// What is written is bounded: DATA by the flow-control windows, control replies
     /// by `max_pending_control_frames`, header blocks by the streams that exist.
-    pub fn poll_transmit(&mut self, _now: Instant, out: &mut BytesMut) -> usize {
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
         let start = out.len();
         let preface = !self.settings_sent;
         if preface {
@@ -34,11 +34,14 @@ impl Connection {
             match control {
                 Control::SettingsAck => Settings::ACK.encode(out),
                 Control::PingAck(payload) => Ping { ack: true, payload }.encode(out),
-                Control::Ping(payload) => Ping {
-                    ack: false,
-                    payload,
+                Control::Ping(payload) => {
+                    Ping {
+                        ack: false,
+                        payload,
+                    }
+                    .encode(out);
+                    self.note_ping_sent(payload, now);
                 }
-                .encode(out),
                 Control::Reset(stream_id, reason) => Reset { stream_id, reason }.encode(out),
                 Control::WindowUpdate(stream_id, increment) => WindowUpdate {
                     stream_id,
@@ -73,6 +76,7 @@ impl Connection {
         if std::mem::take(&mut self.recheck_blocked) || self.conn_send.available() > 0 {
             self.ready.extend(self.conn_blocked.drain(..));
         }
+        let streams_start = out.len();
         for _ in 0..self.ready.len() {
             let Some(key) = self.ready.pop_front() else {
                 break;
@@ -88,6 +92,7 @@ impl Connection {
             } = self;
             let stream = streams.get(key);
             stream.scheduled = false;
+            let queued_before = stream.queued;
             let mut writer = StreamWriter {
                 encoder,
                 scratch,
@@ -97,6 +102,7 @@ impl Connection {
                 out,
             };
             let completed = writer.write(stream);
+            self.track_stall(key, queued_before, now);
             let stream = self.streams.get(key);
             if completed {
                 if stream.reset {
@@ -116,9 +122,13 @@ impl Connection {
             }
             self.maybe_remove(key);
         }
+        if out.len() > streams_start {
+            self.note_stream_frames_sent();
+        }
         if self.phase == Phase::Draining && self.streams.len() == 0 {
             self.phase = Phase::Closed;
         }
+        self.track_idle(now);
         out.len() - start
     }
 

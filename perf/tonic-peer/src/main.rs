@@ -1,6 +1,6 @@
-//! helloworld.Greeter on tonic's server, with the same handler as the ringrpc
-//! example greeter, so a side-by-side measurement compares the servers and not
-//! the services.
+//! helloworld.Greeter and ringrpc.bench.Bench on tonic's server, with the same
+//! handlers as the ringrpc bench server, so a side-by-side measurement compares
+//! the servers and not the services.
 //!
 //! `tonic-greeter-server [--host H] [--port N] [--threads T]`
 //!
@@ -12,34 +12,9 @@
 use std::net::SocketAddr;
 
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-mod helloworld {
-    #![allow(missing_docs, clippy::all)]
-    tonic::include_proto!("helloworld");
-}
-
-use helloworld::greeter_server::{Greeter, GreeterServer};
-use helloworld::{HelloReply, HelloRequest};
-
-#[derive(Default)]
-struct MyGreeter;
-
-#[tonic::async_trait]
-impl Greeter for MyGreeter {
-    async fn say_hello(
-        &self,
-        request: Request<HelloRequest>,
-    ) -> Result<Response<HelloReply>, Status> {
-        let name = request.into_inner().name;
-        Ok(Response::new(HelloReply {
-            message: format!("Hello {name}!"),
-        }))
-    }
-}
 
 struct Flags {
     host: String,
@@ -81,6 +56,9 @@ fn usage(problem: &str) -> ! {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flags = parse_flags();
+    if let Err(error) = ringrpc_perf_tonic_peer::raise_fd_limit() {
+        eprintln!("could not raise the open-file limit: {error}");
+    }
     let addr: SocketAddr = format!("{}:{}", flags.host, flags.port)
         .parse()
         .unwrap_or_else(|e| usage(&format!("bad address {}:{}: {e}", flags.host, flags.port)));
@@ -108,10 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ = term.recv() => {}
             }
         };
-        tonic::transport::Server::builder()
-            .add_service(GreeterServer::new(MyGreeter))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+        ringrpc_perf_tonic_peer::serve(incoming, shutdown).await?;
         Ok(())
     })
 }
