@@ -247,9 +247,7 @@ fn set(
         ("http2", "initial_connection_window") => {
             codec.initial_connection_window = v.int(65_535, (1 << 31) - 1)? as u32
         }
-        ("http2", "max_frame_size") => {
-            codec.max_frame_size = v.int(16_384, (1 << 24) - 1)? as u32
-        }
+        ("http2", "max_frame_size") => codec.max_frame_size = v.int(16_384, (1 << 24) - 1)? as u32,
         ("http2", "max_header_list_size") => codec.max_header_list_size = v.u32()?,
         ("http2", "header_table_size") => codec.header_table_size = v.u32()?,
         ("http2", "max_continuation_frames") => codec.max_continuation_frames = v.u32()?,
@@ -304,7 +302,9 @@ impl Value<'_> {
     }
 
     fn bool(&self) -> Result<bool, ProfileError> {
-        self.value.as_bool().ok_or_else(|| self.bad("true or false"))
+        self.value
+            .as_bool()
+            .ok_or_else(|| self.bad("true or false"))
     }
 
     fn int(&self, min: i64, max: i64) -> Result<i64, ProfileError> {
@@ -387,15 +387,24 @@ mod tests {
         let mut config = EngineConfig::default();
         let before = config.clone();
         let cases = [
-            ("[buffers]\nread_buffer_sise = 4096\n", "unknown profile key `buffers.read_buffer_sise`"),
+            (
+                "[buffers]\nread_buffer_sise = 4096\n",
+                "unknown profile key `buffers.read_buffer_sise`",
+            ),
             ("[engine]\nbackend = \"kqueue\"\n", "`engine.backend`"),
             ("[http2]\nmax_frame_size = 100\n", "`http2.max_frame_size`"),
-            ("[http2]\nmax_concurrent_streams = -1\n", "`http2.max_concurrent_streams`"),
+            (
+                "[http2]\nmax_concurrent_streams = -1\n",
+                "`http2.max_concurrent_streams`",
+            ),
             ("[engine]\npin_workers = 1\n", "`engine.pin_workers`"),
             ("[engine\n", "not valid TOML"),
             ("workers = 2\n", "unknown profile key `workers`"),
             // The first key is fine, the second is not: neither is applied.
-            ("[buffers]\nwrite_high_water = 1\nstream_send_high_water = \"big\"\n", "a"),
+            (
+                "[buffers]\nwrite_high_water = 1\nstream_send_high_water = \"big\"\n",
+                "a",
+            ),
         ];
         for (text, expected) in cases {
             let error = config.apply_profile_str(text).unwrap_err().to_string();
@@ -408,7 +417,9 @@ mod tests {
     fn derived_limits_follow_what_they_derive_from() {
         let mut config = EngineConfig::default();
         config
-            .apply_profile_str("[http2]\nmax_concurrent_streams = 1000\nmax_header_list_size = 65536\n")
+            .apply_profile_str(
+                "[http2]\nmax_concurrent_streams = 1000\nmax_header_list_size = 65536\n",
+            )
             .unwrap();
         assert_eq!(config.codec.max_new_streams_per_recv, 2000);
         assert_eq!(
@@ -435,6 +446,8 @@ mod tests {
             .apply_profile_path("/nonexistent/ringrpc-profile.toml")
             .unwrap_err();
         assert!(matches!(error, ProfileError::Read { .. }));
-        assert!(error.to_string().contains("/nonexistent/ringrpc-profile.toml"));
+        assert!(error
+            .to_string()
+            .contains("/nonexistent/ringrpc-profile.toml"));
     }
 }

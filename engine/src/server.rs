@@ -11,8 +11,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::config::{Backend, EngineConfig};
-use crate::profile::Profile;
 use crate::io::Bound;
+use crate::profile::Profile;
 use crate::router::{InterceptorFactory, Route, ServiceOptions};
 use crate::stats::{self, Stats, StatsCell};
 use crate::tls::TlsConfig;
@@ -78,7 +78,9 @@ impl ServerBuilder {
     /// the backend `RINGRPC_BACKEND` names.
     fn apply_env_profile(&mut self) -> io::Result<()> {
         match self.config.apply_profile_env() {
-            Ok(Some(profile)) => tracing::info!(%profile, "applied tuning profile from the environment"),
+            Ok(Some(profile)) => {
+                tracing::info!(%profile, "applied tuning profile from the environment")
+            }
             Ok(None) => {}
             Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidInput, error)),
         }

@@ -157,7 +157,9 @@ fn uring_runtime(config: &EngineConfig) -> io::Result<tokio_uring::Runtime> {
         // needs privileges on older ones: retry with a plain ring.
         match tokio_uring::Runtime::new(&builder) {
             Ok(runtime) => return Ok(runtime),
-            Err(error) => tracing::info!(%error, "io_uring setup flags refused; using a plain ring"),
+            Err(error) => {
+                tracing::info!(%error, "io_uring setup flags refused; using a plain ring")
+            }
         }
         builder.uring_builder(&tokio_uring::uring_builder());
     }

@@ -96,7 +96,10 @@ fn profiles_from_code_and_from_the_environment_reach_the_server() {
     std::env::set_var(PROFILE_ENV, &broken);
     let error = serve(EngineConfig::default()).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(error.to_string().contains("buffers.read_bufer_size"), "{error}");
+    assert!(
+        error.to_string().contains("buffers.read_bufer_size"),
+        "{error}"
+    );
     std::env::set_var(PROFILE_ENV, dir.join("missing.toml"));
     assert!(serve(EngineConfig::default()).is_err());
 
