@@ -30,6 +30,7 @@ fn defaults_are_the_documented_values() {
     );
     assert_eq!(default_max_continuation_frames(1024 * 1024, 16_384), 80);
     assert_eq!(c.max_message_size, 4 * 1024 * 1024);
+    assert_eq!(c.max_partial_message_bytes, 32 * 1024 * 1024);
     assert_eq!(c.max_peer_resets, 100);
     assert_eq!(c.max_error_resets, 1_024);
     assert_eq!(c.max_pending_control_frames, 64);
@@ -513,6 +514,283 @@ fn max_message_size_changed() {
         },
         10,
     );
+}
+
+// ----- max_partial_message_bytes -----
+
+/// Messages up to 32 KiB and a 64 KiB budget: two nearly complete messages fill it.
+fn partial_budget() -> Config {
+    Config {
+        max_message_size: 32 * 1024,
+        max_partial_message_bytes: 64 * 1024,
+        ..Config::default()
+    }
+}
+
+/// Sends the prefix of a message of `len` bytes and its first `body` bytes in
+/// frames of 16 KiB, transmitting now and then so the windows keep opening: the
+/// connection then holds `5 + body` bytes for the message.
+fn send_partial(c: &mut Client, id: u32, len: u32, body: usize) {
+    let mut wire = vec![0];
+    wire.extend_from_slice(&len.to_be_bytes());
+    wire.resize(5 + body, 0x5a);
+    for (i, chunk) in wire.chunks(16_384).enumerate() {
+        c.send_bytes(&data(id, chunk, false));
+        if i % 32 == 31 {
+            c.transmit();
+        }
+    }
+}
+
+/// Sends the last `rest` body bytes of a message and ends the stream.
+fn finish_partial(c: &mut Client, id: u32, rest: usize) {
+    c.send_bytes(&data(id, &vec![0x5a; rest], true));
+}
+
+/// Checks that `events` completed a message of `len` bytes on each of `ids`, then
+/// let the engine take them.
+fn assert_completed(c: &mut Client, events: &[Event], ids: &[u32], len: usize) {
+    for &id in ids {
+        let got: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { id: i, message } if i.0 == id => Some(message.data.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, [len], "stream {id} completes its message: {events:?}");
+        c.conn.release_capacity(StreamId(id), len + 5);
+    }
+}
+
+/// Checks that nothing in `events` and `out` failed a stream.
+fn assert_no_stream_failed(events: &[Event], out: &[Out]) {
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Reset { .. })),
+        "{events:?}"
+    );
+    assert!(
+        !out.iter().any(|f| matches!(f, Out::Reset { .. })),
+        "{}",
+        brief(out)
+    );
+}
+
+/// Checks that stream `id` was answered with RESOURCE_EXHAUSTED naming the budget,
+/// then reset, and that its handler was told.
+fn assert_over_budget(events: &[Event], out: &[Out], id: u32, budget: usize) {
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Reset { id: i, initiator: Initiator::Local, .. } if i.0 == id
+        )),
+        "{events:?}"
+    );
+    let mine = frames_on(out, id);
+    let [Out::Headers { fields, .. }, Out::Reset { .. }] = &mine[..] else {
+        panic!("stream {id}: {}", brief(out))
+    };
+    assert_eq!(field(fields, "grpc-status"), Some("8"));
+    let message = field(fields, "grpc-message").unwrap_or_default();
+    assert!(message.contains(&budget.to_string()), "{message}");
+    assert_eq!(goaway_reason(out), None);
+}
+
+#[test]
+fn max_partial_message_bytes_default_holds_eight_messages() {
+    let mut c = Client::connected(Config::default());
+    let len = 4 << 20;
+    // Eight messages of the default maximum size, each one byte short of
+    // complete but for its prefix: 32 MiB held, exactly the budget.
+    let held = 4 << 20;
+    for i in 0..8 {
+        c.request(1 + 2 * i, "/a.B/C", false);
+        send_partial(&mut c, 1 + 2 * i, len, held - 5);
+    }
+    assert_eq!(c.conn.partial_message_bytes(), 32 << 20);
+    let events = c.events();
+    let out = c.transmit();
+    assert_no_stream_failed(&events, &out);
+    // The ninth stream's first body byte crosses it.
+    c.request(17, "/a.B/C", false);
+    send_partial(&mut c, 17, len, 1);
+    let events = c.events();
+    let out = c.transmit();
+    assert_over_budget(&events, &out, 17, 32 << 20);
+    assert_eq!(c.conn.partial_message_bytes(), 32 << 20);
+}
+
+#[test]
+fn max_partial_message_bytes_at_limit_passes() {
+    let mut c = Client::connected(partial_budget());
+    c.request(1, "/a.B/C", false);
+    c.request(3, "/a.B/C", false);
+    send_partial(&mut c, 1, 32 * 1024, 32 * 1024 - 1);
+    send_partial(&mut c, 3, 32 * 1024, 32 * 1024 - 9);
+    assert_eq!(
+        c.conn.partial_message_bytes(),
+        64 * 1024,
+        "exactly the budget"
+    );
+    // A message that arrives within one frame holds nothing, budget full or not.
+    c.request(5, "/a.B/C", false);
+    c.message(5, &[1; 16_000], true);
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+    finish_partial(&mut c, 1, 1);
+    finish_partial(&mut c, 3, 9);
+    let events = c.events();
+    let out = c.transmit();
+    assert_no_stream_failed(&events, &out);
+    assert_completed(&mut c, &events, &[1, 3], 32 * 1024);
+    assert_completed(&mut c, &events, &[5], 16_000);
+    assert_eq!(c.conn.partial_message_bytes(), 0);
+    for id in [1, 3, 5] {
+        c.respond(id, b"ok");
+    }
+    c.transmit();
+    assert_eq!(c.conn.active_streams(), 0);
+    assert_eq!(c.conn.partial_message_bytes(), 0);
+}
+
+#[test]
+fn max_partial_message_bytes_over_limit_fails_only_the_stream_crossing_it() {
+    let mut c = Client::connected(partial_budget());
+    c.request(1, "/a.B/C", false);
+    c.request(3, "/a.B/C", false);
+    send_partial(&mut c, 1, 32 * 1024, 32 * 1024 - 1);
+    send_partial(&mut c, 3, 32 * 1024, 32 * 1024 - 9);
+    c.events();
+    c.transmit();
+    // Stream 5 starts a message: its prefix alone takes the total over.
+    c.request(5, "/a.B/C", false);
+    send_partial(&mut c, 5, 100, 0);
+    let events = c.events();
+    let out = c.transmit();
+    assert_over_budget(&events, &out, 5, 64 * 1024);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Reset { id, .. } if id.0 != 5)),
+        "{events:?}"
+    );
+    assert_eq!(
+        c.conn.partial_message_bytes(),
+        64 * 1024,
+        "stream 5's bytes are discarded"
+    );
+    c.conn.release_stream(StreamId(5));
+    // What stream 5 goes on sending is discarded, not counted.
+    c.send_bytes(&data(5, &[0x5a; 95], true));
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+    // The others complete, and the connection serves new calls.
+    finish_partial(&mut c, 1, 1);
+    finish_partial(&mut c, 3, 9);
+    let events = c.events();
+    let out = c.transmit();
+    assert_no_stream_failed(&events, &out);
+    assert_completed(&mut c, &events, &[1, 3], 32 * 1024);
+    assert_eq!(c.conn.partial_message_bytes(), 0);
+    c.assert_serves(7);
+}
+
+#[test]
+fn max_partial_message_bytes_counts_only_messages_still_arriving() {
+    let mut c = Client::connected(partial_budget());
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    c.request(1, "/a.B/C", false);
+    c.request(3, "/a.B/C", false);
+    send_partial(&mut c, 1, 32 * 1024, 32 * 1024 - 1);
+    send_partial(&mut c, 3, 32 * 1024, 32 * 1024 - 9);
+    events.extend(c.events());
+
+    // A completed message no longer counts: stream 5 fits in its place.
+    finish_partial(&mut c, 1, 1);
+    let completed = c.events();
+    assert_completed(&mut c, &completed, &[1], 32 * 1024);
+    assert_eq!(c.conn.partial_message_bytes(), 32 * 1024 - 4);
+    c.request(5, "/a.B/C", false);
+    send_partial(&mut c, 5, 32 * 1024, 32 * 1024 - 1);
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+    events.extend(c.events());
+    out.extend(c.transmit());
+
+    // Nor does the message of a stream the client reset: stream 7 fits.
+    c.send_bytes(&rst(3, Reason::CANCEL));
+    assert_eq!(
+        c.conn.partial_message_bytes(),
+        32 * 1024 + 4,
+        "freed at the reset, before the handler lets go"
+    );
+    c.conn.release_stream(StreamId(3));
+    assert_eq!(c.conn.partial_message_bytes(), 32 * 1024 + 4);
+    c.request(7, "/a.B/C", false);
+    send_partial(&mut c, 7, 32 * 1024, 32 * 1024 - 9);
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+
+    // Nor that of a stream whose handler answered and let go while the client
+    // was still sending: stream 9 fits.
+    c.respond(5, b"enough");
+    assert_eq!(c.conn.partial_message_bytes(), 32 * 1024 - 4);
+    c.request(9, "/a.B/C", false);
+    send_partial(&mut c, 9, 32 * 1024, 32 * 1024 - 1);
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+
+    // Nor that of a stream the codec failed (it ended inside its message).
+    c.send_bytes(&data(7, &[], true));
+    assert_eq!(c.conn.partial_message_bytes(), 32 * 1024 + 4);
+    c.request(11, "/a.B/C", false);
+    send_partial(&mut c, 11, 32 * 1024, 32 * 1024 - 9);
+    assert_eq!(c.conn.partial_message_bytes(), 64 * 1024);
+    events.extend(c.events());
+    out.extend(c.transmit());
+    assert!(
+        !out.iter().any(|f| matches!(f, Out::Headers { fields, .. } if field(fields, "grpc-status") == Some("8"))),
+        "nothing exceeded the budget: {}",
+        brief(&out)
+    );
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Reset { id, .. } if [1, 5, 9, 11].contains(&id.0)
+        )),
+        "{events:?}"
+    );
+
+    // The budget still holds: one more byte on a new stream crosses it.
+    c.request(13, "/a.B/C", false);
+    send_partial(&mut c, 13, 32 * 1024, 0);
+    let events = c.events();
+    let out = c.transmit();
+    assert_over_budget(&events, &out, 13, 64 * 1024);
+
+    // Once every stream is done, nothing is held.
+    finish_partial(&mut c, 9, 1);
+    finish_partial(&mut c, 11, 9);
+    let events = c.events();
+    assert_completed(&mut c, &events, &[9, 11], 32 * 1024);
+    for id in [7, 13] {
+        c.conn.release_stream(StreamId(id));
+    }
+    for id in [1, 9, 11] {
+        c.respond(id, b"ok");
+    }
+    c.transmit();
+    assert_eq!(c.conn.active_streams(), 0);
+    assert_eq!(c.conn.partial_message_bytes(), 0);
+}
+
+#[test]
+fn max_partial_message_bytes_counter_is_zero_after_the_connection_closes() {
+    let mut c = Client::connected(partial_budget());
+    for id in [1, 3] {
+        c.request(id, "/a.B/C", false);
+        send_partial(&mut c, id, 32 * 1024, 20_000);
+    }
+    assert_eq!(c.conn.partial_message_bytes(), 2 * 20_005);
+    c.conn.abort(Reason::NO_ERROR, "shutting down");
+    assert!(c.conn.is_closed());
+    assert_eq!(c.conn.partial_message_bytes(), 0);
 }
 
 // ----- max_peer_resets -----

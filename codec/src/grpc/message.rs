@@ -331,6 +331,18 @@ impl MessageDecoder {
             State::Failed(_) => 0,
         }
     }
+
+    /// Drops the incomplete message, freeing its buffer, and returns how many bytes
+    /// it held (what [`MessageDecoder::buffered`] said just before). For a stream
+    /// that will read no more: the decoder is back between messages, or stays
+    /// poisoned if it was.
+    pub fn discard(&mut self) -> usize {
+        let freed = self.buffered();
+        if !matches!(self.state, State::Failed(_)) {
+            self.state = State::IDLE;
+        }
+        freed
+    }
 }
 
 #[cfg(test)]
@@ -559,6 +571,27 @@ mod tests {
         push_all(&mut dec, &[0, 0, 0]);
         assert_eq!(push_all(&mut dec, &[]).1, 0);
         assert_eq!(dec.buffered(), 3);
+    }
+
+    #[test]
+    fn discard_drops_the_partial_message_and_reports_its_size() {
+        let wire = framed(&[(false, &[7; 100]), (false, b"next")]);
+        let mut dec = MessageDecoder::new();
+        push_all(&mut dec, &wire[..40]);
+        assert_eq!(dec.buffered(), 40);
+        assert_eq!(dec.discard(), 40);
+        assert_eq!(dec.buffered(), 0);
+        dec.finish().unwrap();
+        // Back between messages: a fresh message decodes.
+        let (got, _) = push_all(&mut dec, &wire[105..]);
+        assert_eq!(&got[0].data[..], b"next");
+
+        let mut poisoned = MessageDecoder::new();
+        assert!(poisoned
+            .push(Bytes::from_static(&[9, 0, 0, 0, 1]), u32::MAX, |_| {})
+            .is_err());
+        assert_eq!(poisoned.discard(), 0);
+        assert_eq!(poisoned.finish(), Err(MessageError::InvalidFlag(9)));
     }
 
     #[test]

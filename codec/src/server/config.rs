@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::frame::{
     DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW_SIZE, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE,
 };
+use crate::grpc::PREFIX_LEN;
 
 /// Every knob of a server connection.
 ///
@@ -60,6 +61,22 @@ pub struct Config {
     /// is buffered (RESOURCE_EXHAUSTED beyond it). Default 4 MiB, like every gRPC
     /// implementation.
     pub max_message_size: u32,
+    /// Most bytes one connection may hold, summed over its streams, in request
+    /// messages received in part: bytes of a message whose length prefix promised
+    /// more than has arrived yet. Flow-control credit for such bytes is returned as
+    /// they arrive, so that a message larger than the window can complete; without
+    /// this limit a client could hold `max_concurrent_streams` × `max_message_size`
+    /// (1 GiB by default) by sending all but the last byte of a large message on
+    /// every stream. The stream whose DATA would cross it is failed with
+    /// RESOURCE_EXHAUSTED; the connection and its other streams carry on.
+    ///
+    /// Default 32 MiB: eight messages of the default `max_message_size` arriving
+    /// at once, far more than a client uploading large messages in parallel needs,
+    /// while a message that arrives within one DATA frame holds nothing here.
+    /// [`Config::validated`] never lets it fall below what one message of
+    /// `max_message_size` holds, so the largest message a client may send can
+    /// always be received on an otherwise idle connection.
+    pub max_partial_message_bytes: usize,
     /// Streams the peer may reset before their response completed, net of calls the
     /// engine answered in full (requests the codec answers by itself, such as HTTP
     /// 415, do not count), before GOAWAY ENHANCE_YOUR_CALM. Streams refused with
@@ -185,6 +202,7 @@ impl Default for Config {
                 max_frame_size,
             ),
             max_message_size: 4 * 1024 * 1024,
+            max_partial_message_bytes: 32 * 1024 * 1024,
             max_peer_resets: 100,
             max_error_resets: 1024,
             max_pending_control_frames: 64,
@@ -222,8 +240,9 @@ pub fn min_continuation_frames(max_header_list_size: u32) -> u32 {
 impl Config {
     /// The config with every value moved into the range the RFC allows: windows
     /// between 65,535 and 2^31 - 1, frame size between 16,384 and 2^24 - 1, at
-    /// least one of each counter, and enough CONTINUATION frames for the header
-    /// list limit ([`min_continuation_frames`]).
+    /// least one of each counter, enough CONTINUATION frames for the header
+    /// list limit ([`min_continuation_frames`]), and room for one message of
+    /// `max_message_size` in `max_partial_message_bytes`.
     pub fn validated(mut self) -> Config {
         self.initial_stream_window = self
             .initial_stream_window
@@ -239,6 +258,12 @@ impl Config {
             .max(min_continuation_frames(self.max_header_list_size))
             .max(1);
         self.max_pending_control_frames = self.max_pending_control_frames.max(1);
+        // Below one whole message (prefix included) the largest message a client
+        // may send could never be received when it arrives in pieces, even alone
+        // on the connection: raise the budget rather than make the size limit a lie.
+        self.max_partial_message_bytes = self
+            .max_partial_message_bytes
+            .max(self.max_message_size as usize + PREFIX_LEN);
         self
     }
 }
@@ -263,5 +288,18 @@ mod tests {
         .validated();
         assert_eq!(c.initial_stream_window, DEFAULT_WINDOW_SIZE);
         assert_eq!(c.max_frame_size, MAX_MAX_FRAME_SIZE);
+    }
+
+    #[test]
+    fn validated_leaves_room_for_one_whole_message() {
+        let c = Config {
+            max_message_size: 1 << 20,
+            max_partial_message_bytes: 1000,
+            ..Config::default()
+        }
+        .validated();
+        assert_eq!(c.max_partial_message_bytes, (1 << 20) + PREFIX_LEN);
+        let d = Config::default().validated();
+        assert_eq!(d.max_partial_message_bytes, 32 * 1024 * 1024);
     }
 }

@@ -24,9 +24,11 @@
 //!
 //! Received messages hold flow-control credit until the engine calls
 //! `release_capacity` for them, which is how a handler that stops reading stops its
-//! client. Bytes of a message still being reassembled are credited back at once (the
-//! reassembly buffer is bounded by the message size limit instead), otherwise a
-//! message larger than the window could never complete. Outgoing messages wait in
+//! client. Bytes of a message still being reassembled are credited back at once,
+//! otherwise a message larger than the window could never complete; the reassembly
+//! buffers are bounded instead, per message by `max_message_size` and per
+//! connection by `max_partial_message_bytes` (the stream that would cross it gets
+//! RESOURCE_EXHAUSTED). Outgoing messages wait in
 //! the stream's queue until both windows allow them; the engine reads
 //! [`Connection::queued_send_bytes`] to hold its senders. A stream whose queue the
 //! client's windows keep shut for `send_stall_timeout` is reset with CANCEL.
@@ -258,6 +260,11 @@ pub struct Connection {
     /// Values are base64- or percent-encoded here before HPACK (reused).
     value_scratch: BytesMut,
 
+    /// Bytes held in the decoders of all streams for messages received in part:
+    /// the sum of their [`MessageDecoder::buffered`](crate::grpc::MessageDecoder::buffered),
+    /// kept exact by adjusting it around every `push` and at every discard.
+    partial_message_bytes: usize,
+
     // Abuse counters (see Config).
     peer_resets: u32,
     error_resets: u32,
@@ -298,6 +305,7 @@ impl Connection {
             events: VecDeque::new(),
             scratch: BytesMut::new(),
             value_scratch: BytesMut::new(),
+            partial_message_bytes: 0,
             peer_resets: 0,
             error_resets: 0,
             empty_frames: 0,
@@ -322,6 +330,13 @@ impl Connection {
     /// Streams currently counted against the concurrency limit.
     pub fn active_streams(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Bytes the connection holds in request messages received in part, over all
+    /// its streams (prefix bytes included); at most `max_partial_message_bytes`
+    /// between calls. A message that arrives within one DATA frame holds nothing.
+    pub fn partial_message_bytes(&self) -> usize {
+        self.partial_message_bytes
     }
 
     /// Bytes of messages queued on `id` and not yet written (0 for a gone stream).
@@ -878,6 +893,7 @@ impl Connection {
         let mut bad_compression = false;
         let events = &mut self.events;
         let pending_app = &mut stream.pending_app;
+        let buffered_before = stream.decoder.buffered();
         let result = stream
             .decoder
             .push(data.payload, max_message_size, |message| {
@@ -889,14 +905,37 @@ impl Connection {
                     events.push_back(Event::Message { id, message });
                 }
             });
+        // O(1): the change in this stream's partial message is the change in the
+        // connection's total (a poisoned decoder holds nothing).
+        let buffered_after = stream.decoder.buffered();
+        self.partial_message_bytes = self.partial_message_bytes - buffered_before + buffered_after;
         if let Err(error) = result {
             self.conn_recv.release(release_now);
             stream.recv_closed |= data.end_stream;
             return self.grpc_stream_error(key, message_status(error));
         }
+        // Only a stream whose partial message grew can cross the budget, so a
+        // stream completing messages is never failed for what others hold. The
+        // frame's bytes are already copied: the budget may be overshot by at most
+        // one frame's payload, for as long as it takes to discard it below.
+        let max_partial = self.config.max_partial_message_bytes;
+        if buffered_after > buffered_before && self.partial_message_bytes > max_partial {
+            self.conn_recv.release(release_now);
+            stream.recv_closed |= data.end_stream;
+            let why = format!("connection's partly received messages exceed {max_partial} bytes");
+            return self.grpc_stream_error(
+                key,
+                ResponseStatus {
+                    code: status::RESOURCE_EXHAUSTED,
+                    message: Bytes::from(why),
+                    details: None,
+                },
+            );
+        }
         // When the application has taken every message delivered so far, what is
         // buffered is part of the message it waits for; that is bounded by the
-        // message size limit, and holding its credit could deadlock a message
+        // message size limit and the connection's `max_partial_message_bytes`
+        // (checked above), and holding its credit could deadlock a message
         // larger than the window. Otherwise the credit waits for consumption.
         if stream.pending_app == 0 {
             release_now += stream.take_held();
@@ -1148,6 +1187,7 @@ impl Connection {
     /// large, bad compression flag, truncated message): trailers, then RST_STREAM
     /// (NO_ERROR) since the client has not finished sending.
     fn grpc_stream_error(&mut self, key: Key, status: ResponseStatus) -> Result<(), Error> {
+        self.discard_partial(key);
         let stream = self.streams.get(key);
         let id = stream.id;
         stream.out.clear();
@@ -1181,6 +1221,7 @@ impl Connection {
     /// Ends a stream in both directions without a response (reset by either side).
     /// `notify` says whether the engine must hear of it, and who reset the stream.
     fn close_stream(&mut self, key: Key, reason: Reason, notify: Option<Initiator>) {
+        self.discard_partial(key);
         let stream = self.streams.get(key);
         let id = stream.id;
         stream.clear_send();
@@ -1230,11 +1271,15 @@ impl Connection {
     /// Drops every stream's pending output; handlers are cancelled by the engine on
     /// the `Closed` event.
     fn cancel_all(&mut self, _reason: Reason) {
+        let mut freed = 0;
         self.streams.for_each(|_, stream| {
             stream.clear_send();
             stream.recv_closed = true;
             stream.reset = true;
+            freed += stream.decoder.discard();
         });
+        debug_assert_eq!(freed, self.partial_message_bytes);
+        self.partial_message_bytes -= freed.min(self.partial_message_bytes);
         self.ready.clear();
         self.conn_blocked.clear();
     }
@@ -1246,8 +1291,19 @@ impl Connection {
         if stream.is_done() && !stream.scheduled {
             let held = stream.take_held();
             self.conn_recv.release(held);
+            // The record is reused, not dropped: its decoder must not keep a partial
+            // message (or its count) past the stream.
+            self.discard_partial(key);
             self.streams.remove(key);
         }
+    }
+
+    /// Frees the message `key` was receiving in part and takes its bytes off the
+    /// connection's total: for every path after which the stream reads no more.
+    fn discard_partial(&mut self, key: Key) {
+        let freed = self.streams.get(key).decoder.discard();
+        debug_assert!(freed <= self.partial_message_bytes);
+        self.partial_message_bytes -= freed.min(self.partial_message_bytes);
     }
 
     fn schedule(&mut self, key: Key) {
@@ -1414,6 +1470,9 @@ impl Connection {
         let Some(key) = self.streams.find(id) else {
             return;
         };
+        // Nobody reads the stream any more: later DATA is discarded unparsed
+        // (`on_data`), so the message it was receiving never completes.
+        self.discard_partial(key);
         let stream = self.streams.get(key);
         stream.handler_active = false;
         if !stream.send_closed && stream.trailers.is_none() {

@@ -1502,3 +1502,56 @@ fn malformed_input_gets_a_clean_answer() {
     });
     server.shutdown_and_wait();
 }
+
+// ----- partly received messages -----
+
+/// Messages sent all but their last bytes on several streams hold the
+/// connection's reassembly budget: the stream whose DATA would take the total
+/// over `max_partial_message_bytes` gets RESOURCE_EXHAUSTED, the streams within
+/// it complete, and the connection and the server go on serving.
+#[test]
+fn partly_received_messages_over_the_connection_budget_fail_that_stream() {
+    let _together = together();
+    let budget = 128 * 1024;
+    let server = serve(|c| {
+        c.codec.max_message_size = 64 * 1024;
+        c.codec.max_partial_message_bytes = budget;
+    });
+    under_attack(&server, |addr| async move {
+        let payload = Payload {
+            body: Bytes::from(vec![7; 60_000]),
+        };
+        let message = grpc_message(&payload.encode_to_vec());
+        // All but the last 8 bytes: about 60 KB held per stream.
+        let (most, rest) = message.split_at(message.len() - 8);
+        // Windows for the two 60 KB echoes (SETTINGS_INITIAL_WINDOW_SIZE and the
+        // connection's), so the answers do not wait on the client.
+        let mut c = RawClient::handshake(addr, &[(0x4, 1 << 20)]).await;
+        let mut frames = window_update(0, 1 << 20);
+        for id in [1, 3] {
+            frames.extend(c.request_frame(id, UNARY, &[], false));
+            for chunk in most.chunks(16 * 1024) {
+                frames.extend(data(id, chunk, false));
+            }
+        }
+        // Stream 5's first 16 KiB takes the two 60 KB messages over 128 KiB.
+        frames.extend(c.request_frame(5, UNARY, &[], false));
+        frames.extend(data(5, &most[..16 * 1024], false));
+        assert!(c.send(&frames).await);
+        let outcome = c.outcome(5, PROMPTLY).await;
+        assert_eq!(outcome.grpc_status.as_deref(), Some("8"), "{outcome:?}");
+        let why = outcome.grpc_message.unwrap_or_default();
+        assert!(why.contains(&budget.to_string()), "{why}");
+        assert_eq!(outcome.goaway, None);
+
+        // The streams within the budget complete and are answered in full.
+        for id in [1, 3] {
+            assert!(c.send(&data(id, rest, true)).await);
+            let outcome = c.outcome(id, PROMPTLY).await;
+            assert_eq!(outcome.grpc_status.as_deref(), Some("0"), "{outcome:?}");
+            assert!(outcome.data >= 60_000, "{outcome:?}");
+        }
+        c.assert_serves(7).await;
+    });
+    server.shutdown_and_wait();
+}
