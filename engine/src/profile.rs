@@ -179,6 +179,8 @@ impl EngineConfig {
 
 /// Sets one knob. Keys are grouped by what they tune; the names follow the
 /// `EngineConfig` / codec `Config` fields, with durations in milliseconds.
+/// Where a numeric field is an `Option` (a knob that can be off, or a limit
+/// derived when unset), 0 spells `None`.
 fn set(
     config: &mut EngineConfig,
     section: &str,
@@ -231,12 +233,7 @@ fn set(
         }
         ("uring", "entries") => config.ring_entries = v.u32()?,
         ("uring", "coop_taskrun") => config.ring_coop_taskrun = v.bool()?,
-        ("uring", "sqpoll_idle_ms") => {
-            config.ring_sqpoll_idle = match v.millis()? {
-                Duration::ZERO => None,
-                idle => Some(idle),
-            }
-        }
+        ("uring", "sqpoll_idle_ms") => config.ring_sqpoll_idle = v.millis_or_off()?,
         ("buffers", "read_buffer_size") => config.read_buffer_size = v.int(512, 1 << 30)? as usize,
         ("buffers", "write_high_water") => config.write_high_water = v.usize()?,
         ("buffers", "stream_send_high_water") => config.stream_send_high_water = v.usize()?,
@@ -258,6 +255,26 @@ fn set(
         ("abuse", "max_pending_control_frames") => codec.max_pending_control_frames = v.u32()?,
         ("abuse", "max_empty_frames") => codec.max_empty_frames = v.u32()?,
         ("abuse", "max_new_streams_per_recv") => codec.max_new_streams_per_recv = v.u32()?,
+        ("abuse", "max_partial_message_bytes") => codec.max_partial_message_bytes = v.usize()?,
+        ("lifecycle", "keepalive_time_ms") => codec.keepalive_time = v.millis_or_off()?,
+        ("lifecycle", "keepalive_timeout_ms") => codec.keepalive_timeout = v.nonzero_millis()?,
+        ("lifecycle", "min_ping_interval_ms") => codec.min_ping_interval = v.millis()?,
+        ("lifecycle", "permit_ping_without_stream") => {
+            codec.permit_ping_without_stream = v.bool()?
+        }
+        ("lifecycle", "max_ping_strikes") => codec.max_ping_strikes = v.u32()?,
+        ("lifecycle", "max_connection_idle_ms") => codec.max_connection_idle = v.millis_or_off()?,
+        ("lifecycle", "max_connection_age_ms") => codec.max_connection_age = v.millis_or_off()?,
+        ("lifecycle", "max_connection_age_grace_ms") => {
+            codec.max_connection_age_grace = v.millis_or_off()?
+        }
+        ("lifecycle", "send_stall_timeout_ms") => codec.send_stall_timeout = v.nonzero_millis()?,
+        ("lifecycle", "max_connections_per_worker") => {
+            config.max_connections_per_worker = match v.usize()? {
+                0 => None,
+                cap => Some(cap),
+            }
+        }
         _ => return Err(ProfileError::UnknownKey(format!("{section}.{key}"))),
     }
     Ok(())
@@ -325,26 +342,95 @@ impl Value<'_> {
     fn millis(&self) -> Result<Duration, ProfileError> {
         Ok(Duration::from_millis(self.int(0, i64::MAX)? as u64))
     }
+
+    /// A duration that can be switched off, spelt 0.
+    fn millis_or_off(&self) -> Result<Option<Duration>, ProfileError> {
+        Ok(Some(self.millis()?).filter(|d| !d.is_zero()))
+    }
+
+    /// A timeout that cannot be off. 0 is refused rather than taken literally:
+    /// elsewhere 0 means "off", and a zero timeout would instead fire on every
+    /// connection at once.
+    fn nonzero_millis(&self) -> Result<Duration, ProfileError> {
+        match self.value.as_integer() {
+            Some(ms) if ms >= 1 => Ok(Duration::from_millis(ms as u64)),
+            _ => Err(self.bad("a duration of at least 1 ms")),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use ringrpc_codec::server::Config as CodecConfig;
+
     use super::*;
 
     #[test]
     fn the_default_profile_states_the_defaults() {
         // The file documents every default; if a default changes in code and
-        // not in the file (or the reverse), this fails.
+        // not in the file (or the reverse), this fails. Every field is spelt
+        // out, each away from its default, so that a knob added to either
+        // config without a key in default.toml fails to compile here first.
         let base = EngineConfig {
             backend: Backend::Uring,
             ..EngineConfig::default()
         };
-        let mut changed = base.clone();
-        changed.workers += 3;
-        changed.read_buffer_size += 1;
-        changed.codec.max_concurrent_streams += 1;
-        changed.codec.handshake_timeout += Duration::from_millis(1);
-        assert_ne!(changed, base);
+        let default = CodecConfig::default();
+        let (max_header_list_size, max_frame_size, max_concurrent_streams) =
+            (262_144, 32_768, default.max_concurrent_streams + 1);
+        let changed = EngineConfig {
+            workers: base.workers + 3,
+            cores: vec![0],
+            pin_workers: !base.pin_workers,
+            backend: Backend::Epoll,
+            ring_entries: base.ring_entries * 2,
+            ring_coop_taskrun: !base.ring_coop_taskrun,
+            ring_sqpoll_idle: Some(Duration::from_millis(1)),
+            read_buffer_size: base.read_buffer_size + 1,
+            write_high_water: base.write_high_water + 1,
+            stream_send_high_water: base.stream_send_high_water + 1,
+            shutdown_grace: base.shutdown_grace + Duration::from_millis(1),
+            backlog: base.backlog + 1,
+            max_connections_per_worker: Some(1),
+            response_compression: Some(Encoding::Zstd),
+            max_send_message_size: base.max_send_message_size + 1,
+            codec: CodecConfig {
+                max_concurrent_streams,
+                initial_stream_window: default.initial_stream_window + 1,
+                initial_connection_window: default.initial_connection_window + 1,
+                max_frame_size,
+                max_header_list_size,
+                header_table_size: default.header_table_size + 1,
+                // The derived limits follow what they derive from, so the
+                // profile brings them back by rederiving them.
+                max_continuation_frames: default_max_continuation_frames(
+                    max_header_list_size,
+                    max_frame_size,
+                ),
+                max_message_size: default.max_message_size + 1,
+                max_partial_message_bytes: default.max_partial_message_bytes + 1,
+                max_peer_resets: default.max_peer_resets + 1,
+                max_error_resets: default.max_error_resets + 1,
+                max_pending_control_frames: default.max_pending_control_frames + 1,
+                max_empty_frames: default.max_empty_frames + 1,
+                max_new_streams_per_recv: max_concurrent_streams * 2,
+                handshake_timeout: default.handshake_timeout + Duration::from_millis(1),
+                keepalive_time: None,
+                keepalive_timeout: default.keepalive_timeout + Duration::from_millis(1),
+                min_ping_interval: default.min_ping_interval + Duration::from_millis(1),
+                permit_ping_without_stream: !default.permit_ping_without_stream,
+                max_ping_strikes: default.max_ping_strikes + 1,
+                max_connection_idle: Some(Duration::from_millis(1)),
+                max_connection_age: Some(Duration::from_millis(1)),
+                max_connection_age_grace: Some(Duration::from_millis(1)),
+                send_stall_timeout: default.send_stall_timeout + Duration::from_millis(1),
+            },
+        };
+        assert_ne!(changed.codec.keepalive_time, base.codec.keepalive_time);
+        assert_ne!(
+            changed.codec.max_continuation_frames,
+            base.codec.max_continuation_frames
+        );
         assert_eq!(changed.with_profile(Profile::Default), base);
     }
 
@@ -359,6 +445,8 @@ mod tests {
         }
         let many = EngineConfig::default().with_profile(Profile::ManyConnections);
         assert!(many.read_buffer_size < EngineConfig::default().read_buffer_size);
+        assert!(many.codec.max_connection_idle.is_some());
+        assert!(many.codec.keepalive_time < EngineConfig::default().codec.keepalive_time);
         let throughput = EngineConfig::default().with_profile(Profile::Throughput);
         assert!(throughput.codec.initial_stream_window > many.codec.initial_stream_window);
     }
@@ -411,6 +499,185 @@ mod tests {
             assert!(error.contains(expected), "{text:?}: {error}");
             assert_eq!(config, before, "{text:?} changed the configuration");
         }
+    }
+
+    /// A config change a test case starts from or expects.
+    type Edit = fn(&mut EngineConfig);
+
+    #[test]
+    fn lifecycle_and_partial_message_keys_are_applied() {
+        fn ms(millis: u64) -> Duration {
+            Duration::from_millis(millis)
+        }
+        fn unchanged(_: &mut EngineConfig) {}
+        // Whatever `from` leaves, the text must turn into what `expect` makes
+        // of it, and change nothing else.
+        let cases: [(&str, Edit, Edit); 17] = [
+            ("[lifecycle]\nkeepalive_time_ms = 60000\n", unchanged, |c| {
+                c.codec.keepalive_time = Some(ms(60_000))
+            }),
+            ("[lifecycle]\nkeepalive_time_ms = 0\n", unchanged, |c| {
+                c.codec.keepalive_time = None
+            }),
+            (
+                "[lifecycle]\nkeepalive_timeout_ms = 5000\n",
+                unchanged,
+                |c| c.codec.keepalive_timeout = ms(5000),
+            ),
+            (
+                "[lifecycle]\nmin_ping_interval_ms = 10000\n",
+                unchanged,
+                |c| c.codec.min_ping_interval = ms(10_000),
+            ),
+            ("[lifecycle]\nmin_ping_interval_ms = 0\n", unchanged, |c| {
+                c.codec.min_ping_interval = Duration::ZERO
+            }),
+            (
+                "[lifecycle]\npermit_ping_without_stream = true\n",
+                unchanged,
+                |c| c.codec.permit_ping_without_stream = true,
+            ),
+            ("[lifecycle]\nmax_ping_strikes = 0\n", unchanged, |c| {
+                c.codec.max_ping_strikes = 0
+            }),
+            (
+                "[lifecycle]\nmax_connection_idle_ms = 300000\n",
+                unchanged,
+                |c| c.codec.max_connection_idle = Some(ms(300_000)),
+            ),
+            (
+                "[lifecycle]\nmax_connection_idle_ms = 0\n",
+                |c| c.codec.max_connection_idle = Some(ms(1)),
+                |c| c.codec.max_connection_idle = None,
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_ms = 3600000\n",
+                unchanged,
+                |c| c.codec.max_connection_age = Some(ms(3_600_000)),
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_ms = 0\n",
+                |c| c.codec.max_connection_age = Some(ms(1)),
+                |c| c.codec.max_connection_age = None,
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_grace_ms = 30000\n",
+                unchanged,
+                |c| c.codec.max_connection_age_grace = Some(ms(30_000)),
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_grace_ms = 0\n",
+                |c| c.codec.max_connection_age_grace = Some(ms(1)),
+                |c| c.codec.max_connection_age_grace = None,
+            ),
+            ("[lifecycle]\nsend_stall_timeout_ms = 1\n", unchanged, |c| {
+                c.codec.send_stall_timeout = ms(1)
+            }),
+            (
+                "[lifecycle]\nmax_connections_per_worker = 5000\n",
+                unchanged,
+                |c| c.max_connections_per_worker = Some(5000),
+            ),
+            (
+                "[lifecycle]\nmax_connections_per_worker = 0\n",
+                |c| c.max_connections_per_worker = Some(7),
+                |c| c.max_connections_per_worker = None,
+            ),
+            (
+                "[abuse]\nmax_partial_message_bytes = 8388608\n",
+                unchanged,
+                |c| c.codec.max_partial_message_bytes = 8 << 20,
+            ),
+        ];
+        for (text, from, expect) in cases {
+            let mut config = EngineConfig::default();
+            from(&mut config);
+            let mut expected = config.clone();
+            expect(&mut expected);
+            assert_ne!(config, expected, "{text:?} would test nothing");
+            config
+                .apply_profile_str(text)
+                .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(config, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_lifecycle_and_partial_message_values_are_refused() {
+        let cases = [
+            (
+                "[lifecycle]\nkeepalive_time_ms = -1\n",
+                "lifecycle.keepalive_time_ms",
+            ),
+            (
+                "[lifecycle]\nkeepalive_time_ms = \"2h\"\n",
+                "lifecycle.keepalive_time_ms",
+            ),
+            // 0 is "off" elsewhere; as a timeout it would close every connection.
+            (
+                "[lifecycle]\nkeepalive_timeout_ms = 0\n",
+                "lifecycle.keepalive_timeout_ms",
+            ),
+            (
+                "[lifecycle]\nsend_stall_timeout_ms = 0\n",
+                "lifecycle.send_stall_timeout_ms",
+            ),
+            (
+                "[lifecycle]\nsend_stall_timeout_ms = -60000\n",
+                "lifecycle.send_stall_timeout_ms",
+            ),
+            (
+                "[lifecycle]\nmin_ping_interval_ms = 1.5\n",
+                "lifecycle.min_ping_interval_ms",
+            ),
+            (
+                "[lifecycle]\npermit_ping_without_stream = \"yes\"\n",
+                "lifecycle.permit_ping_without_stream",
+            ),
+            (
+                "[lifecycle]\nmax_ping_strikes = 4294967296\n",
+                "lifecycle.max_ping_strikes",
+            ),
+            (
+                "[lifecycle]\nmax_connection_idle_ms = true\n",
+                "lifecycle.max_connection_idle_ms",
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_ms = -5\n",
+                "lifecycle.max_connection_age_ms",
+            ),
+            (
+                "[lifecycle]\nmax_connection_age_grace_ms = \"forever\"\n",
+                "lifecycle.max_connection_age_grace_ms",
+            ),
+            (
+                "[lifecycle]\nmax_connections_per_worker = -1\n",
+                "lifecycle.max_connections_per_worker",
+            ),
+            (
+                "[abuse]\nmax_partial_message_bytes = -1\n",
+                "abuse.max_partial_message_bytes",
+            ),
+        ];
+        let mut config = EngineConfig::default();
+        let before = config.clone();
+        for (text, expected_key) in cases {
+            match config.apply_profile_str(text) {
+                Err(ProfileError::BadValue { key, .. }) => {
+                    assert_eq!(key, expected_key, "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+            assert_eq!(config, before, "{text:?} changed the configuration");
+        }
+        // A knob in the wrong section is unknown there.
+        let error = config
+            .apply_profile_str("[http2]\nkeepalive_time_ms = 1000\n")
+            .unwrap_err();
+        assert!(
+            matches!(&error, ProfileError::UnknownKey(key) if key == "http2.keepalive_time_ms"),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -2,11 +2,24 @@
 //! `RINGRPC_PROFILE` environment variable an operator sets. One test, because
 //! the environment is shared by every thread of the test process.
 
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
 use prost::Message;
 use ringrpc_engine::{Backend, EngineConfig, Profile, Server, PROFILE_ENV};
 use ringrpc_engine_e2e::client::Payload;
 use ringrpc_engine_e2e::server::test_service_server::TestServiceServer;
 use ringrpc_engine_e2e::{h2_call, runtime, Tester};
+
+/// Waits up to 5 s for `condition`.
+fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 fn serve(config: EngineConfig) -> std::io::Result<ringrpc_engine::ServerHandle> {
     Server::builder()
@@ -19,7 +32,6 @@ fn serve(config: EngineConfig) -> std::io::Result<ringrpc_engine::ServerHandle> 
 fn unary_status(addr: std::net::SocketAddr, size: usize) -> String {
     let message = Payload {
         body: vec![7; size].into(),
-        ..Payload::default()
     }
     .encode_to_vec();
     runtime().block_on(async {
@@ -88,6 +100,36 @@ fn profiles_from_code_and_from_the_environment_reach_the_server() {
     })
     .unwrap();
     assert_eq!(unary_status(server.local_addr(), 2000), "0");
+    server.shutdown_and_wait();
+
+    // Lifecycle keys reach the workers too: with a cap of one connection, a
+    // second is accepted and closed at once while the first stays served.
+    let capped = dir.join("capped.toml");
+    std::fs::write(
+        &capped,
+        "[engine]\nworkers = 1\n[lifecycle]\nmax_connections_per_worker = 1\n",
+    )
+    .unwrap();
+    std::env::set_var(PROFILE_ENV, &capped);
+    let server = serve(EngineConfig::default()).unwrap();
+    let first = TcpStream::connect(server.local_addr()).unwrap();
+    eventually("the first connection is accepted", || {
+        server.stats().total.active_connections == 1
+    });
+    let mut second = TcpStream::connect(server.local_addr()).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    match second.read(&mut [0; 64]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a connection beyond the cap was not closed: {other:?}"),
+    }
+    eventually("the refusal is counted", || {
+        server.stats().total.connections_refused == 1
+    });
+    assert_eq!(server.stats().total.active_connections, 1);
+    drop(first);
     server.shutdown_and_wait();
 
     // A broken profile stops the server from starting, naming the problem.
