@@ -41,9 +41,9 @@ use ringrpc_service_api::{
 use tokio::sync::Notify;
 
 use crate::compression::{self, Encoding};
-use crate::io::Transport;
+use crate::io::{IdleWait, Transport};
 use crate::stats::RpcSpan;
-use crate::worker::WorkerContext;
+use crate::worker::{WorkerContext, IDLE_READ_SIZE};
 
 /// Finished call states kept per connection for reuse, so that a steady stream of
 /// calls does not allocate one (and its inbox) per RPC.
@@ -92,8 +92,6 @@ struct Inner {
     calls: HashMap<u32, Rc<CallState>>,
     /// Senders waiting for room; woken after each write.
     send_waiters: Vec<Waker>,
-    /// Response messages are encoded here and split off as `Bytes`.
-    encode_buf: BytesMut,
 }
 
 impl Shared {
@@ -104,7 +102,6 @@ impl Shared {
                 conn,
                 calls: HashMap::new(),
                 send_waiters: Vec::new(),
-                encode_buf: BytesMut::new(),
             }),
             write_wanted: Notify::new(),
             write_done: Notify::new(),
@@ -199,42 +196,121 @@ pub(crate) async fn serve<T: Transport>(socket: T, shared: Rc<Shared>) {
 }
 
 async fn read_loop<T: Transport>(socket: &T, shared: &Rc<Shared>) {
-    let read_size = shared.worker.config.read_buffer_size;
-    let mut buf = shared.worker.take_buffer();
-    let result = read_until_closed(socket, shared, &mut buf, read_size).await;
-    shared.worker.give_back_buffer(buf);
-    result
+    let mut reader = Reader {
+        buf: BytesMut::new(),
+        small: false,
+        last_read: 0,
+    };
+    read_until_closed(socket, shared, &mut reader).await;
+    let buf = std::mem::take(&mut reader.buf);
+    if reader.small {
+        shared.worker.give_back_small(buf);
+    } else if buf.capacity() > 0 {
+        shared.worker.give_back_buffer(buf);
+    }
 }
 
-async fn read_until_closed<T: Transport>(
-    socket: &T,
-    shared: &Rc<Shared>,
-    buf: &mut BytesMut,
-    read_size: usize,
-) {
+/// What a connection's reader holds between reads.
+struct Reader {
+    /// The start of a frame the last read ended in, or nothing; its capacity
+    /// is where the next read goes when it is kept.
+    buf: BytesMut,
+    /// `buf` is one of the worker's small buffers ([`IDLE_READ_SIZE`]).
+    small: bool,
+    /// Bytes the last read brought.
+    last_read: usize,
+}
+
+impl Reader {
+    /// Picks the buffer for the next read that waits in the kernel (io_uring,
+    /// TLS): after a short read, with nothing carried over, a small one, so an
+    /// idle connection holds 1 KiB rather than a full read buffer; otherwise a
+    /// full-size one, into which a frame begun in a small buffer moves (at most
+    /// 1 KiB copied, once per burst).
+    fn prepare(&mut self, worker: &WorkerContext, idle_wait: IdleWait) {
+        let read_size = worker.config.read_buffer_size;
+        let want_small = idle_wait == IdleWait::SmallBuffer
+            && self.last_read < IDLE_READ_SIZE
+            && self.buf.is_empty();
+        if want_small {
+            if !self.small {
+                let big = std::mem::replace(&mut self.buf, worker.take_small_buffer());
+                if big.capacity() > 0 {
+                    worker.give_back_buffer(big);
+                }
+                self.small = true;
+            } else if !self.buf.try_reclaim(IDLE_READ_SIZE) {
+                // Its bytes live on in messages a handler holds.
+                self.buf = worker.take_small_buffer();
+            }
+            return;
+        }
+        if self.small {
+            let mut big = worker.take_buffer();
+            big.extend_from_slice(&self.buf);
+            worker.give_back_small(std::mem::replace(&mut self.buf, big));
+            self.small = false;
+        } else if !self.buf.try_reclaim(read_size) && self.buf.is_empty() {
+            // Earlier reads still live on as message slices held by handlers, so
+            // this memory cannot be reused yet: continue in a pooled buffer.
+            self.buf = worker.take_buffer();
+        }
+    }
+}
+
+async fn read_until_closed<T: Transport>(socket: &T, shared: &Rc<Shared>, reader: &mut Reader) {
+    let worker = &*shared.worker;
+    let read_size = worker.config.read_buffer_size;
+    let idle_wait = socket.idle_wait();
     loop {
         // Backpressure on the whole connection: a client that does not read what
         // we write gets no more of its input processed until the socket drains.
-        while shared.in_flight.get() > shared.worker.config.write_high_water && !shared.closed.get()
-        {
+        while shared.in_flight.get() > worker.config.write_high_water && !shared.closed.get() {
             shared.write_done.notified().await;
-        }
-        if !buf.try_reclaim(read_size) && buf.is_empty() {
-            // Earlier reads still live on as message slices held by handlers, so
-            // this memory cannot be reused yet: continue in a pooled buffer.
-            *buf = shared.worker.take_buffer();
         }
         // No timeout here: the codec's timers run in `timer_loop`, which ends a
         // connection by shutting the socket down, and that ends this read.
-        let (result, returned) = socket.read(std::mem::take(buf), read_size).await;
-        *buf = returned;
+        let result = if idle_wait == IdleWait::Readiness && reader.buf.is_empty() {
+            // Wait holding no buffer; take one for the read only. Costs a pool
+            // pop and push per read, no syscall beyond the read itself.
+            if reader.buf.capacity() > 0 {
+                worker.give_back_buffer(std::mem::take(&mut reader.buf));
+            }
+            if socket.readable().await.is_err() {
+                return;
+            }
+            let mut buf = worker.take_buffer();
+            match socket.try_read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    worker.give_back_buffer(buf);
+                    continue;
+                }
+                result => {
+                    reader.buf = buf;
+                    result
+                }
+            }
+        } else {
+            reader.prepare(worker, idle_wait);
+            let want = if reader.small {
+                IDLE_READ_SIZE
+            } else {
+                read_size
+            };
+            let (result, returned) = socket.read(std::mem::take(&mut reader.buf), want).await;
+            reader.buf = returned;
+            result
+        };
         match result {
             Ok(0) | Err(_) => return,
-            Ok(n) => shared.worker.stats.bytes_read(n),
+            Ok(n) => {
+                reader.last_read = n;
+                worker.stats.bytes_read(n);
+            }
         }
         {
             let mut inner = shared.inner.borrow_mut();
-            inner.conn.recv(Instant::now(), buf);
+            inner.conn.recv(Instant::now(), &mut reader.buf);
             shared.check_timer(&inner.conn);
         }
         let closed = handle_events(shared);
@@ -360,6 +436,7 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: RequestHead) -> Option<Rc
             *state.intercepting.borrow_mut() = Some(intercepting);
         }
         Dispatch::Refused(status) => {
+            state.give_back_slot();
             let mut pool = shared.call_pool.borrow_mut();
             if pool.len() < CALL_POOL {
                 pool.push(state);
@@ -478,10 +555,9 @@ fn dispatch(state: &Rc<CallState>, mut request: InterceptRequest, step: Step) ->
     let (path, head) = request.into_parts();
     let method = split_path(&path).1;
     let call = Call::new(state.clone(), head);
-    if route
-        .service
-        .call(method, call, state.slot.borrow_mut().as_mut())
-    {
+    let mut slot = state.slot.borrow_mut();
+    let slot = slot.get_or_insert_with(|| state.shared.worker.take_slot());
+    if route.service.call(method, call, slot.as_mut()) {
         Dispatch::Started
     } else {
         Dispatch::Refused(Status::unimplemented(format!(
@@ -547,7 +623,10 @@ impl Future for CallTask {
         let state = &this.state;
         match std::panic::catch_unwind(AssertUnwindSafe(|| {
             match state.poll_intercepting(cx) {
-                Poll::Ready(true) => state.slot.borrow_mut().as_mut().poll(cx),
+                Poll::Ready(true) => match state.slot.borrow_mut().as_mut() {
+                    Some(slot) => slot.as_mut().poll(cx),
+                    None => Poll::Ready(()),
+                },
                 // Rejected: the status is sent already.
                 Poll::Ready(false) => Poll::Ready(()),
                 Poll::Pending => Poll::Pending,
@@ -574,7 +653,7 @@ impl CallTask {
     fn finish(&mut self) {
         self.active = false;
         self.state.intercepting.borrow_mut().take();
-        self.state.slot.borrow_mut().as_mut().clear();
+        self.state.give_back_slot();
         self.state.release();
         let mut pool = self.state.shared.call_pool.borrow_mut();
         // Not after the connection closed: `serve` has emptied the pool for the
@@ -591,7 +670,7 @@ impl Drop for CallTask {
             // The runtime is shutting down with the call in flight.
             self.active = false;
             self.state.intercepting.borrow_mut().take();
-            self.state.slot.borrow_mut().as_mut().clear();
+            self.state.give_back_slot();
             self.state.release();
         }
     }
@@ -604,8 +683,9 @@ pub(crate) struct CallState {
     shared: Rc<Shared>,
     deadline: Cell<Option<Instant>>,
     state: RefCell<CallFlags>,
-    /// The handler's future, stored in place (pinned for the state's life).
-    slot: RefCell<Pin<Box<CallSlot>>>,
+    /// The handler's future, stored in place; the slot is the worker's, lent
+    /// while the call runs, so finished calls kept for reuse hold none.
+    slot: RefCell<Option<Pin<Box<CallSlot>>>>,
     /// The deadline timer, made on the first call with a deadline and reset for
     /// later ones.
     timer: RefCell<Option<Pin<Box<tokio::time::Sleep>>>>,
@@ -682,7 +762,7 @@ impl CallState {
             shared: shared.clone(),
             deadline: Cell::new(None),
             state: RefCell::new(CallFlags::default()),
-            slot: RefCell::new(Box::pin(CallSlot::new())),
+            slot: RefCell::new(None),
             timer: RefCell::new(None),
             timer_armed: Cell::new(false),
             request_encoding: Cell::new(None),
@@ -692,6 +772,16 @@ impl CallState {
             max_receive: Cell::new(0),
             max_send: Cell::new(0),
         })
+    }
+
+    /// Drops the handler, if any, and returns its slot to the worker. The
+    /// handler is dropped with no borrow held, whatever its drop does.
+    fn give_back_slot(&self) {
+        let slot = self.slot.borrow_mut().take();
+        if let Some(mut slot) = slot {
+            slot.as_mut().clear();
+            self.shared.worker.give_back_slot(slot);
+        }
     }
 
     /// Drives a pending async interceptor: `Ready(true)` once the handler's
@@ -869,25 +959,26 @@ impl CallState {
             self.fail(status.clone());
             return Err(status);
         }
-        let mut inner = self.shared.inner.borrow_mut();
-        let inner = &mut *inner;
         // Grow only when the message does not fit: asking for a whole chunk of
         // room every time would start a new chunk per message, and each queued
         // small message would pin 16 KiB (a 64 KiB send high-water mark of 1 KiB
         // messages would hold 1 MiB).
-        if inner.encode_buf.capacity() - inner.encode_buf.len() < len {
-            inner.encode_buf.reserve(len.max(ENCODE_CHUNK));
+        let mut encode_buf = self.shared.worker.encode_buf.borrow_mut();
+        if encode_buf.capacity() - encode_buf.len() < len {
+            encode_buf.reserve(len.max(ENCODE_CHUNK));
         }
-        encode(&mut inner.encode_buf);
-        let mut message = inner.encode_buf.split().freeze();
+        encode(&mut encode_buf);
+        let mut message = encode_buf.split().freeze();
         let encoding = self.response_encoding.get().filter(|_| !uncompressed);
         if let Some(encoding) = encoding {
-            if let Err(e) = encoding.compress(&message, &mut inner.encode_buf) {
-                inner.encode_buf.clear();
+            if let Err(e) = encoding.compress(&message, &mut encode_buf) {
+                encode_buf.clear();
                 return Err(Status::internal(format!("cannot compress response: {e}")));
             }
-            message = inner.encode_buf.split().freeze();
+            message = encode_buf.split().freeze();
         }
+        drop(encode_buf);
+        let mut inner = self.shared.inner.borrow_mut();
         let result = inner
             .conn
             .send_message(self.id(), message, encoding.is_some());
@@ -1132,14 +1223,18 @@ async fn write_within<T: Transport>(
 }
 
 async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
-    let mut out = shared.worker.take_buffer();
+    let worker = &*shared.worker;
+    // A buffer only while there is something to write: a connection with
+    // nothing to say holds none (the worker's pool keeps them meanwhile).
+    let mut held: Option<BytesMut> = None;
     let mut waiters = Vec::new();
     loop {
-        out.clear();
         let stall = shared.inner.borrow().conn.send_stall_deadline();
         if stall.is_some_and(|at| at <= Instant::now()) {
             reset_stalled_streams(&shared);
         }
+        let mut out = held.take().unwrap_or_else(|| worker.take_write_buffer());
+        out.clear();
         let (closed, done) = {
             let mut inner = shared.inner.borrow_mut();
             inner.conn.poll_transmit(Instant::now(), &mut out);
@@ -1148,10 +1243,12 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
         };
         // Encryption, over TLS; nothing on a plaintext connection.
         if socket.seal(&mut out, closed || done).is_err() {
+            worker.give_back_buffer(out);
             shared.closed.set(true);
             break;
         }
         if out.is_empty() {
+            worker.give_back_buffer(out);
             if closed || done {
                 break;
             }
@@ -1170,12 +1267,14 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
             continue;
         }
         shared.in_flight.set(out.len());
-        let stall_timeout = shared.worker.config.codec.send_stall_timeout;
+        let stall_timeout = worker.config.codec.send_stall_timeout;
         let (result, buf) = write_within(&*socket, out, stall_timeout).await;
         if result.is_ok() {
-            shared.worker.stats.bytes_written(buf.len());
+            worker.stats.bytes_written(buf.len());
         }
-        out = buf;
+        // Kept for the next turn, which is likely to follow at once (senders
+        // woken below queue more); given back when that turn finds nothing.
+        held = Some(buf);
         shared.in_flight.set(0);
         shared.write_done.notify_one();
         // Swap the waiter list with an empty one that has kept its capacity, so
@@ -1190,6 +1289,8 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
     // Everything we had to say is out (a GOAWAY last, if closing): let the client
     // see the end of the stream, and end our pending read too.
     socket.shutdown();
-    shared.worker.give_back_buffer(out);
+    if let Some(buf) = held {
+        worker.give_back_buffer(buf);
+    }
     shared.closed.set(true);
 }

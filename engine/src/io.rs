@@ -98,6 +98,37 @@ pub(crate) trait Transport: 'static {
 
     /// Shuts the socket down both ways (see [`Socket::shutdown`]).
     fn shutdown(&self);
+
+    /// How a read waits while the connection is idle: what decides how much
+    /// memory an idle connection holds.
+    fn idle_wait(&self) -> IdleWait {
+        IdleWait::FullBuffer
+    }
+
+    /// Waits until the socket has something to read ([`IdleWait::Readiness`]).
+    async fn readable(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Reads what has arrived into `buf`'s spare capacity without waiting:
+    /// `Err(WouldBlock)` when nothing has ([`IdleWait::Readiness`]).
+    fn try_read(&self, _buf: &mut BytesMut) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// How a connection's reader waits for a client that sends nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum IdleWait {
+    /// Readiness first (epoll): the wait holds no buffer; one is taken for the
+    /// read that follows and given back if the read found nothing.
+    Readiness,
+    /// The read itself waits, holding its buffer (io_uring): after a short read
+    /// the next one waits with a small buffer.
+    SmallBuffer,
+    /// The read waits with a full-size buffer (TLS, whose record layer holds
+    /// more than that anyway).
+    FullBuffer,
 }
 
 impl Transport for Socket {
@@ -119,6 +150,31 @@ impl Transport for Socket {
     #[inline]
     fn shutdown(&self) {
         Socket::shutdown(self)
+    }
+
+    #[inline]
+    fn idle_wait(&self) -> IdleWait {
+        match self {
+            Socket::Uring(_) | Socket::UringUnix(_) => IdleWait::SmallBuffer,
+            Socket::Epoll(_) | Socket::EpollUnix(_) => IdleWait::Readiness,
+        }
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            Socket::Epoll(s) => s.readable().await,
+            Socket::EpollUnix(s) => s.readable().await,
+            // The ring waits in the read itself.
+            Socket::Uring(_) | Socket::UringUnix(_) => Ok(()),
+        }
+    }
+
+    fn try_read(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Socket::Epoll(s) => s.try_read_buf(buf),
+            Socket::EpollUnix(s) => s.try_read_buf(buf),
+            Socket::Uring(_) | Socket::UringUnix(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use ringrpc_codec::server::Config as CodecConfig;
+use ringrpc_service_api::server::CallSlot;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Backend, EngineConfig};
@@ -28,6 +30,19 @@ pub(crate) struct WorkerContext {
     all_closed: Notify,
     /// Read and write buffers of closed connections, for the next ones.
     buffers: RefCell<Vec<BytesMut>>,
+    /// Write buffers grown past twice the read size by large batches, kept for
+    /// the next large batch within `LARGE_BUFFER_BUDGET` bytes in all.
+    large_buffers: RefCell<Vec<BytesMut>>,
+    /// Bytes of capacity in `large_buffers`.
+    large_pooled: Cell<usize>,
+    /// Small buffers an idle connection's io_uring read waits with.
+    small_buffers: RefCell<Vec<BytesMut>>,
+    /// Handler slots, lent to calls while they run (1 KiB each).
+    slots: RefCell<Vec<Pin<Box<CallSlot>>>>,
+    /// Response messages of all connections are encoded here and split off as
+    /// `Bytes`, so small responses share allocations and an idle connection
+    /// holds none.
+    pub(crate) encode_buf: RefCell<BytesMut>,
     /// This worker's counters.
     pub(crate) stats: WorkerStats,
     /// Connections served at once before new ones are refused.
@@ -40,6 +55,22 @@ pub(crate) struct WorkerContext {
 /// holding much memory when connections are few (at 16 KiB, 4 MiB).
 const BUFFER_POOL: usize = 256;
 
+/// Bytes of large write buffers kept per worker: a streaming connection's
+/// writer gives its buffer back whenever it runs out of things to write and
+/// finds it again on its next turn, instead of growing a new one each time.
+const LARGE_BUFFER_BUDGET: usize = 4 * 1024 * 1024;
+
+/// What an idle connection's read waits with on io_uring, where a read holds
+/// its buffer until data comes: room for a few small requests, 1/16 of a
+/// full-size read buffer. A read that fills it is followed by full-size ones.
+pub(crate) const IDLE_READ_SIZE: usize = 1024;
+
+/// Small buffers kept per worker (at 1 KiB, 1 MiB).
+const SMALL_BUFFER_POOL: usize = 1024;
+
+/// Handler slots kept per worker: one per call running at once, up to here.
+const SLOT_POOL: usize = 1024;
+
 impl WorkerContext {
     /// A buffer with room for one read, from the pool when it has one.
     pub(crate) fn take_buffer(&self) -> BytesMut {
@@ -48,6 +79,43 @@ impl WorkerContext {
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| BytesMut::with_capacity(size))
+    }
+
+    /// A buffer for one write batch: a large one a streaming connection gave
+    /// back if there is one, else as [`take_buffer`](Self::take_buffer).
+    pub(crate) fn take_write_buffer(&self) -> BytesMut {
+        match self.large_buffers.borrow_mut().pop() {
+            Some(buf) => {
+                self.large_pooled
+                    .set(self.large_pooled.get() - buf.capacity());
+                buf
+            }
+            None => self.take_buffer(),
+        }
+    }
+
+    /// A small buffer for an idle connection's read (see [`IDLE_READ_SIZE`]).
+    pub(crate) fn take_small_buffer(&self) -> BytesMut {
+        self.small_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(IDLE_READ_SIZE))
+    }
+
+    /// An empty handler slot.
+    pub(crate) fn take_slot(&self) -> Pin<Box<CallSlot>> {
+        self.slots
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::pin(CallSlot::new()))
+    }
+
+    /// Returns a slot whose handler was dropped.
+    pub(crate) fn give_back_slot(&self, slot: Pin<Box<CallSlot>>) {
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() < SLOT_POOL {
+            slots.push(slot);
+        }
     }
 
     /// The codec configuration of a new connection: the engine's, with
@@ -77,13 +145,32 @@ impl WorkerContext {
     /// slices of it are still alive) and the pool has room.
     pub(crate) fn give_back_buffer(&self, mut buf: BytesMut) {
         buf.clear();
+        let capacity = buf.capacity();
+        if capacity > 2 * self.config.read_buffer_size {
+            // Grown by a large write batch (whose bytes are never split off, so
+            // the memory is the buffer's alone): kept in a pool of its own within
+            // a byte budget, so the shared pool does not creep up to BUFFER_POOL
+            // times the largest write ever made.
+            let pooled = self.large_pooled.get() + capacity;
+            if pooled <= LARGE_BUFFER_BUDGET {
+                self.large_pooled.set(pooled);
+                self.large_buffers.borrow_mut().push(buf);
+            }
+            return;
+        }
         let mut pool = self.buffers.borrow_mut();
-        // A buffer grown by a large batch is not kept: the pool would creep up to
-        // BUFFER_POOL times the largest write ever made.
-        if pool.len() < BUFFER_POOL
-            && buf.capacity() <= 2 * self.config.read_buffer_size
-            && buf.try_reclaim(self.config.read_buffer_size)
-        {
+        // A read buffer whose earlier contents live on as message slices is
+        // reclaimed only once nothing else holds them.
+        if pool.len() < BUFFER_POOL && buf.try_reclaim(self.config.read_buffer_size) {
+            pool.push(buf);
+        }
+    }
+
+    /// Returns a small read buffer, if nothing else holds its memory.
+    pub(crate) fn give_back_small(&self, mut buf: BytesMut) {
+        buf.clear();
+        let mut pool = self.small_buffers.borrow_mut();
+        if pool.len() < SMALL_BUFFER_POOL && buf.try_reclaim(IDLE_READ_SIZE) {
             pool.push(buf);
         }
     }
@@ -218,6 +305,11 @@ async fn worker_main(setup: WorkerSetup, uring: bool) {
         live: Cell::new(0),
         all_closed: Notify::new(),
         buffers: RefCell::new(Vec::new()),
+        large_buffers: RefCell::new(Vec::new()),
+        large_pooled: Cell::new(0),
+        small_buffers: RefCell::new(Vec::new()),
+        slots: RefCell::new(Vec::new()),
+        encode_buf: RefCell::new(BytesMut::new()),
         stats: WorkerStats::default(),
         max_connections,
         age_jitter: Cell::new(std::hash::BuildHasher::hash_one(
@@ -289,7 +381,12 @@ async fn accept_loop(
                     tokio::task::spawn_local(async move {
                         match tls {
                             None => conn::serve(socket, shared).await,
-                            Some(tls) => tls::serve(socket, tls, shared, ctx.clone(), addr).await,
+                            // Boxed: the handshake's state would otherwise make
+                            // every plaintext connection's task as large as a
+                            // TLS one's.
+                            Some(tls) => {
+                                Box::pin(tls::serve(socket, tls, shared, ctx.clone(), addr)).await
+                            }
                         }
                         ctx.stats.connection_closed();
                         ctx.live.set(ctx.live.get() - 1);
@@ -418,6 +515,11 @@ mod tests {
             live: Cell::new(0),
             all_closed: Notify::new(),
             buffers: RefCell::new(Vec::new()),
+            large_buffers: RefCell::new(Vec::new()),
+            large_pooled: Cell::new(0),
+            small_buffers: RefCell::new(Vec::new()),
+            slots: RefCell::new(Vec::new()),
+            encode_buf: RefCell::new(BytesMut::new()),
             stats: WorkerStats::default(),
             max_connections: 1,
             age_jitter: Cell::new(7),
