@@ -91,7 +91,9 @@ enum State {
     /// the first body byte, then grows with what arrives (see [`grow_for`]).
     Body {
         compressed: bool,
-        len: usize,
+        /// The announced length: a `u32` on the wire, kept as one so that the
+        /// state, which every stream record carries, stays at 40 bytes.
+        len: u32,
         buf: BytesMut,
     },
     /// A framing error was seen; the stream is unusable from here on.
@@ -213,12 +215,13 @@ impl MessageDecoder {
                     len,
                     buf,
                 } => {
+                    let len = *len as usize;
                     if buf.is_empty() {
                         // Only the prefix arrived earlier: the body may still be whole in this frame.
-                        if data.len() >= *len {
+                        if data.len() >= len {
                             let msg = Message {
                                 compressed: *compressed,
-                                data: data.split_to(*len),
+                                data: data.split_to(len),
                             };
                             self.state = State::IDLE;
                             out(msg);
@@ -228,11 +231,11 @@ impl MessageDecoder {
                             return Ok(0);
                         }
                     }
-                    let take = (*len - buf.len()).min(data.len());
-                    grow_for(buf, *len, take);
+                    let take = (len - buf.len()).min(data.len());
+                    grow_for(buf, len, take);
                     buf.extend_from_slice(&data[..take]);
                     data.advance(take);
-                    if buf.len() < *len {
+                    if buf.len() < len {
                         return Ok(total - open_from);
                     }
                     let msg = Message {
@@ -297,7 +300,8 @@ impl MessageDecoder {
                         }
                         self.state = State::Body {
                             compressed,
-                            len,
+                            // Read from the prefix's u32: lossless.
+                            len: len as u32,
                             buf: body,
                         };
                         return Ok(total - open_from);
@@ -317,7 +321,7 @@ impl MessageDecoder {
                 missing: PREFIX_LEN - usize::from(*have),
             }),
             State::Body { len, buf, .. } => Err(MessageError::Truncated {
-                missing: len - buf.len(),
+                missing: *len as usize - buf.len(),
             }),
             State::Failed(e) => Err(*e),
         }
@@ -429,7 +433,10 @@ mod tests {
             let (got, _) = push_all(&mut dec, chunk);
             if let State::Body { buf, len, .. } = &dec.state {
                 let received = buf.len();
-                assert!(buf.capacity() <= *len, "never past the announced length");
+                assert!(
+                    buf.capacity() <= *len as usize,
+                    "never past the announced length"
+                );
                 assert!(
                     buf.capacity() <= (2 * received).max(BODY_GROWTH_STEP),
                     "{} bytes reserved for {received} received",
@@ -456,7 +463,7 @@ mod tests {
         let State::Body { buf, len, .. } = &dec.state else {
             panic!("inside the body")
         };
-        assert_eq!((*len, buf.len()), (4 * 1024 * 1024, 100));
+        assert_eq!((*len as usize, buf.len()), (4 * 1024 * 1024, 100));
         assert_eq!(buf.capacity(), BODY_GROWTH_STEP);
         // A small message announced is never over-reserved either.
         let mut dec = MessageDecoder::new();

@@ -114,6 +114,39 @@ pub enum Event {
     },
 }
 
+/// An [`Event`] waiting for [`Connection::poll_event`]. A request's head waits
+/// apart, in `Connection::request_heads`, so that the queue's slots are sized for
+/// the small events (40 bytes, not the head's 232): the queue keeps its capacity
+/// while the connection idles, and one unary call fills four slots.
+#[derive(Debug)]
+enum QueuedEvent {
+    /// [`Event::Request`]; its head is the next in `request_heads`.
+    Request {
+        id: StreamId,
+    },
+    /// [`Event::Message`], flattened so the flag shares the id's padding.
+    Message {
+        id: StreamId,
+        compressed: bool,
+        data: Bytes,
+    },
+    EndOfStream {
+        id: StreamId,
+    },
+    Reset {
+        id: StreamId,
+        reason: Reason,
+        initiator: Initiator,
+    },
+    /// Boxed: its two codes beside the debug data would make every slot 48
+    /// bytes, for a frame a client sends once.
+    GoAway(Box<GoAway>),
+    Closed {
+        error: Error,
+        initiator: Initiator,
+    },
+}
+
 /// The gRPC status a response ends with, as the engine hands it to
 /// [`Connection::send_trailers`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,7 +194,7 @@ impl std::error::Error for StreamClosed {}
 enum Phase {
     /// Waiting for the client preface; `matched` bytes of it seen so far.
     Preface {
-        matched: usize,
+        matched: u8,
     },
     /// The preface arrived; the next frame must be SETTINGS (§3.4).
     FirstSettings,
@@ -224,7 +257,9 @@ pub struct Connection {
     /// on streams above it are ignored (§6.8).
     go_away_last_id: StreamId,
     recently_reset: RecentlyReset,
-    partial: Option<PartialBlock>,
+    /// Boxed: only a header block split over CONTINUATION frames needs it, and
+    /// gRPC clients send request heads in one HEADERS frame.
+    partial: Option<Box<PartialBlock>>,
 
     // Flow control and peer settings.
     conn_recv: RecvWindow,
@@ -254,7 +289,9 @@ pub struct Connection {
     /// A stream in `conn_blocked` was reset or failed and may have something to say
     /// (or be done) without the connection window: look at them all again.
     recheck_blocked: bool,
-    events: VecDeque<Event>,
+    events: VecDeque<QueuedEvent>,
+    /// The heads of the `QueuedEvent::Request`s in `events`, in the same order.
+    request_heads: VecDeque<RequestHead>,
     /// Header blocks are HPACK-encoded here before framing (reused).
     scratch: BytesMut,
     /// Values are base64- or percent-encoded here before HPACK (reused).
@@ -303,6 +340,7 @@ impl Connection {
             conn_blocked: VecDeque::new(),
             recheck_blocked: false,
             events: VecDeque::new(),
+            request_heads: VecDeque::new(),
             scratch: BytesMut::new(),
             value_scratch: BytesMut::new(),
             partial_message_bytes: 0,
@@ -445,6 +483,7 @@ impl Connection {
         self.new_streams_this_recv = 0;
         self.note_recv(now);
         if let Phase::Preface { matched } = self.phase {
+            let matched = usize::from(matched);
             let take = buf.len().min(PREFACE.len() - matched);
             if buf[..take] != PREFACE[matched..matched + take] {
                 // §3.4: an invalid preface is a connection error of type PROTOCOL_ERROR.
@@ -460,7 +499,8 @@ impl Connection {
                 Phase::FirstSettings
             } else {
                 Phase::Preface {
-                    matched: matched + take,
+                    // Below the preface's 24 bytes.
+                    matched: (matched + take) as u8,
                 }
             };
             if matches!(self.phase, Phase::Preface { .. }) {
@@ -614,13 +654,13 @@ impl Connection {
             let mut fragments = std::mem::take(&mut self.scratch);
             fragments.clear();
             fragments.extend_from_slice(&headers.fragment);
-            self.partial = Some(PartialBlock {
+            self.partial = Some(Box::new(PartialBlock {
                 stream_id: id,
                 end_stream: headers.end_stream,
                 self_dependent,
                 fragments,
                 continuations: 0,
-            });
+            }));
             Ok(())
         }
     }
@@ -647,7 +687,7 @@ impl Connection {
             }
             return Ok(());
         }
-        let partial = self.partial.take().expect("checked above");
+        let partial = *self.partial.take().expect("checked above");
         let mut fragments = partial.fragments;
         let block = fragments.split().freeze();
         self.scratch = fragments;
@@ -797,15 +837,21 @@ impl Connection {
         );
         let stream = self.streams.get(key);
         stream.recv_closed = end_stream;
-        stream.content_length = content_length;
+        stream.content_remaining = content_length;
         stream.compressed_allowed = head.encoding.is_some();
         match verdict {
             Verdict::Accept => {
                 stream.handler_active = true;
                 stream.served = true;
-                self.events.push_back(Event::Request { id, head });
+                if self.request_heads.capacity() == 0 {
+                    // One head at a time is the usual case, and a head is large:
+                    // the first allocation holds one; concurrent requests grow it.
+                    self.request_heads.reserve_exact(1);
+                }
+                self.request_heads.push_back(head);
+                self.events.push_back(QueuedEvent::Request { id });
                 if end_stream {
-                    self.events.push_back(Event::EndOfStream { id });
+                    self.events.push_back(QueuedEvent::EndOfStream { id });
                 }
             }
             Verdict::HttpStatus(code) => {
@@ -868,13 +914,13 @@ impl Connection {
             self.conn_recv.release(data.flow_len);
             return Err(Error::stream(id, Reason::FLOW_CONTROL_ERROR));
         }
-        stream.data_received += data.payload.len() as u64;
-        if stream
-            .content_length
-            .is_some_and(|len| stream.data_received > len)
-        {
-            self.conn_recv.release(data.flow_len);
-            return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
+        if let Some(remaining) = &mut stream.content_remaining {
+            let Some(left) = remaining.checked_sub(data.payload.len() as u64) else {
+                // More DATA than the request's content-length declared (§8.1.1).
+                self.conn_recv.release(data.flow_len);
+                return Err(Error::stream(id, Reason::PROTOCOL_ERROR));
+            };
+            *remaining = left;
         }
         if !stream.handler_active {
             // Nobody reads this stream (the codec answered it, or its handler is
@@ -902,7 +948,11 @@ impl Connection {
                 }
                 if !bad_compression {
                     *pending_app = pending_app.saturating_add(message.data.len() as u32 + 5);
-                    events.push_back(Event::Message { id, message });
+                    events.push_back(QueuedEvent::Message {
+                        id,
+                        compressed: message.compressed,
+                        data: message.data,
+                    });
                 }
             });
         // O(1): the change in this stream's partial message is the change in the
@@ -969,10 +1019,7 @@ impl Connection {
         let stream = self.streams.get(key);
         // §8.1.1: "malformed if the value of a content-length header field does not
         // equal the sum of the DATA frame payload lengths".
-        if stream
-            .content_length
-            .is_some_and(|len| stream.data_received != len)
-        {
+        if stream.content_remaining.is_some_and(|left| left != 0) {
             return Err(Error::stream(stream.id, Reason::PROTOCOL_ERROR));
         }
         if stream.handler_active {
@@ -990,7 +1037,7 @@ impl Connection {
         stream.recv_closed = true;
         let id = stream.id;
         if stream.handler_active {
-            self.events.push_back(Event::EndOfStream { id });
+            self.events.push_back(QueuedEvent::EndOfStream { id });
         }
         self.maybe_remove(key);
         Ok(())
@@ -1101,7 +1148,7 @@ impl Connection {
                 self.control
                     .push_back(Control::GoAway(last, Reason::NO_ERROR, ""));
             }
-            self.events.push_back(Event::Closed {
+            self.events.push_back(QueuedEvent::Closed {
                 error: Error::connection(go_away.reason, "GOAWAY from client"),
                 initiator: Initiator::Remote,
             });
@@ -1110,11 +1157,8 @@ impl Connection {
             self.handshake_deadline = None;
             return Ok(());
         }
-        self.events.push_back(Event::GoAway {
-            last_stream_id: go_away.last_stream_id,
-            reason: go_away.reason,
-            debug: go_away.debug,
-        });
+        self.events
+            .push_back(QueuedEvent::GoAway(Box::new(go_away)));
         Ok(())
     }
 
@@ -1206,7 +1250,7 @@ impl Connection {
         self.conn_recv.release(held);
         self.recently_reset.push(id);
         if handler_active {
-            self.events.push_back(Event::Reset {
+            self.events.push_back(QueuedEvent::Reset {
                 id,
                 reason: Reason::CANCEL,
                 initiator: Initiator::Local,
@@ -1234,7 +1278,7 @@ impl Connection {
         self.conn_recv.release(held);
         self.recently_reset.push(id);
         if let (true, Some(initiator)) = (handler_active, notify) {
-            self.events.push_back(Event::Reset {
+            self.events.push_back(QueuedEvent::Reset {
                 id,
                 reason,
                 initiator,
@@ -1259,7 +1303,7 @@ impl Connection {
         // identifier", so a drain's final GOAWAY caps this one.
         let last = self.max_client_id.min(self.go_away_last_id);
         self.control.push_back(Control::GoAway(last, reason, debug));
-        self.events.push_back(Event::Closed {
+        self.events.push_back(QueuedEvent::Closed {
             error,
             initiator: Initiator::Local,
         });
@@ -1392,9 +1436,7 @@ impl Connection {
         let mut prefix = [0; 5];
         prefix[0] = compressed as u8;
         prefix[1..].copy_from_slice(&len.to_be_bytes());
-        let message = OutMessage { prefix, data };
-        stream.queued += message.len();
-        stream.out.push_back(message);
+        stream.push_out(OutMessage { prefix, data });
         self.schedule(key);
         Ok(())
     }
@@ -1504,7 +1546,47 @@ impl Connection {
     /// The next thing the engine must act on.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        Some(match self.events.pop_front()? {
+            QueuedEvent::Request { id } => {
+                let head = self.request_heads.pop_front();
+                debug_assert!(head.is_some(), "a head for every queued request");
+                Event::Request {
+                    id,
+                    head: head.unwrap_or_default(),
+                }
+            }
+            QueuedEvent::Message {
+                id,
+                compressed,
+                data,
+            } => Event::Message {
+                id,
+                message: Message { compressed, data },
+            },
+            QueuedEvent::EndOfStream { id } => Event::EndOfStream { id },
+            QueuedEvent::Reset {
+                id,
+                reason,
+                initiator,
+            } => Event::Reset {
+                id,
+                reason,
+                initiator,
+            },
+            QueuedEvent::GoAway(go_away) => {
+                let GoAway {
+                    last_stream_id,
+                    reason,
+                    debug,
+                } = *go_away;
+                Event::GoAway {
+                    last_stream_id,
+                    reason,
+                    debug,
+                }
+            }
+            QueuedEvent::Closed { error, initiator } => Event::Closed { error, initiator },
+        })
     }
 }
 

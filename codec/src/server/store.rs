@@ -3,6 +3,11 @@
 //! Records are reused rather than freed so that the allocations inside them (the
 //! send queue, response metadata) survive from one RPC to the next: a steady stream
 //! of unary RPCs allocates nothing here.
+//!
+//! Every connection that made a call keeps its records while it idles, so they are
+//! kept small: the slab and a record's send queue start with room for one (a
+//! connection making one call at a time never needs more), and the free list
+//! runs through the records themselves.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -63,8 +68,8 @@ pub(crate) struct Stream {
     /// Wire bytes of delivered messages the application has not released yet.
     pub(crate) pending_app: u32,
     pub(crate) decoder: MessageDecoder,
-    pub(crate) content_length: Option<u64>,
-    pub(crate) data_received: u64,
+    /// Bytes of DATA the request's `content-length` still allows; `None` without one.
+    pub(crate) content_remaining: Option<u64>,
     /// The request declared a `grpc-encoding`, so compressed messages are allowed.
     pub(crate) compressed_allowed: bool,
 
@@ -100,6 +105,12 @@ pub(crate) struct Stream {
     pub(crate) served: bool,
     /// In the connection's queue of streams with something to write.
     pub(crate) scheduled: bool,
+
+    // Slab bookkeeping, in the record so that it costs no allocation of its own.
+    /// The record holds a stream (not a free slot).
+    live: bool,
+    /// The next free record after this one, while this one is free.
+    next_free: SlotIndex,
 }
 
 impl Stream {
@@ -111,8 +122,7 @@ impl Stream {
             held: 0,
             pending_app: 0,
             decoder: MessageDecoder::new(),
-            content_length: None,
-            data_received: 0,
+            content_remaining: None,
             compressed_allowed: false,
             send_window: SendWindow::new(0),
             head: HeadState::Idle,
@@ -130,6 +140,8 @@ impl Stream {
             handler_active: false,
             served: false,
             scheduled: false,
+            live: false,
+            next_free: NO_SLOT,
         }
     }
 
@@ -142,6 +154,7 @@ impl Stream {
             head_metadata,
             trailer_metadata,
             out,
+            live: true,
             ..Stream::blank()
         };
         self.head_metadata.clear();
@@ -150,6 +163,17 @@ impl Stream {
         self.id = id;
         self.recv_window = RecvWindow::new(recv_window);
         self.send_window = SendWindow::new(send_window);
+    }
+
+    /// Queues a message for sending. The first one gets a queue of exactly one
+    /// slot, which unary responses never outgrow; a streaming response grows it
+    /// once or twice in the record's lifetime.
+    pub(crate) fn push_out(&mut self, message: OutMessage) {
+        if self.out.capacity() == 0 {
+            self.out.reserve_exact(1);
+        }
+        self.queued += message.len();
+        self.out.push_back(message);
     }
 
     /// Drops everything queued for sending, as after a reset.
@@ -207,19 +231,25 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A record's index as the slab keeps it: streams are bounded by
+/// `max_concurrent_streams`, a `u32`, so indexes fit and the map's entries halve.
+type SlotIndex = u32;
+
+/// Ends the free list.
+const NO_SLOT: SlotIndex = SlotIndex::MAX;
+
 pub(crate) struct Store {
     slots: Vec<Stream>,
-    live: Vec<bool>,
-    free: Vec<Key>,
-    ids: HashMap<u32, Key, BuildHasherDefault<IdHasher>>,
+    /// The first free record; the rest follow through `Stream::next_free`.
+    free: SlotIndex,
+    ids: HashMap<u32, SlotIndex, BuildHasherDefault<IdHasher>>,
 }
 
 impl Store {
     pub(crate) fn new() -> Store {
         Store {
             slots: Vec::new(),
-            live: Vec::new(),
-            free: Vec::new(),
+            free: NO_SLOT,
             ids: HashMap::default(),
         }
     }
@@ -230,48 +260,55 @@ impl Store {
     }
 
     pub(crate) fn find(&self, id: StreamId) -> Option<Key> {
-        self.ids.get(&id.0).copied()
+        self.ids.get(&id.0).map(|&slot| slot as Key)
     }
 
     pub(crate) fn insert(&mut self, id: StreamId, recv_window: u32, send_window: u32) -> Key {
-        let key = match self.free.pop() {
-            Some(key) => key,
-            None => {
-                self.slots.push(Stream::blank());
-                self.live.push(false);
-                self.slots.len() - 1
+        let key = if self.free != NO_SLOT {
+            let key = self.free as Key;
+            self.free = self.slots[key].next_free;
+            key
+        } else {
+            if self.slots.capacity() == 0 {
+                // Room for one: a connection that makes one call at a time (and
+                // then idles) needs no more; more concurrent streams double it.
+                self.slots.reserve_exact(1);
             }
+            self.slots.push(Stream::blank());
+            self.slots.len() - 1
         };
         self.slots[key].reuse(id, recv_window, send_window);
-        self.live[key] = true;
-        self.ids.insert(id.0, key);
+        // Below `max_concurrent_streams` (a u32) records, so the index fits.
+        self.ids.insert(id.0, key as SlotIndex);
         key
     }
 
     pub(crate) fn remove(&mut self, key: Key) {
-        if std::mem::replace(&mut self.live[key], false) {
-            self.ids.remove(&self.slots[key].id.0);
+        let slot = &mut self.slots[key];
+        if std::mem::replace(&mut slot.live, false) {
+            self.ids.remove(&slot.id.0);
             // Drop message payloads now so they don't pin read buffers while the slot
             // waits for reuse; the queue's own capacity is kept.
-            self.slots[key].clear_send();
-            self.free.push(key);
+            slot.clear_send();
+            slot.next_free = self.free;
+            self.free = key as SlotIndex;
         }
     }
 
     pub(crate) fn get(&mut self, key: Key) -> &mut Stream {
-        debug_assert!(self.live[key]);
+        debug_assert!(self.slots[key].live);
         &mut self.slots[key]
     }
 
     pub(crate) fn peek(&self, key: Key) -> &Stream {
-        debug_assert!(self.live[key]);
+        debug_assert!(self.slots[key].live);
         &self.slots[key]
     }
 
     /// Calls `f` on every live stream.
     pub(crate) fn for_each(&mut self, mut f: impl FnMut(Key, &mut Stream)) {
-        for (key, (slot, live)) in self.slots.iter_mut().zip(&self.live).enumerate() {
-            if *live {
+        for (key, slot) in self.slots.iter_mut().enumerate() {
+            if slot.live {
                 f(key, slot);
             }
         }
@@ -282,7 +319,7 @@ impl Store {
 /// RST_STREAM are ignored (§5.1, "closed") instead of treated as errors.
 pub(crate) struct RecentlyReset {
     ids: [u32; 32],
-    next: usize,
+    next: u8,
 }
 
 impl RecentlyReset {
@@ -294,8 +331,8 @@ impl RecentlyReset {
     }
 
     pub(crate) fn push(&mut self, id: StreamId) {
-        self.ids[self.next] = id.0;
-        self.next = (self.next + 1) % self.ids.len();
+        self.ids[usize::from(self.next)] = id.0;
+        self.next = (self.next + 1) % self.ids.len() as u8;
     }
 
     pub(crate) fn contains(&self, id: StreamId) -> bool {
