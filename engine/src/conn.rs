@@ -53,6 +53,17 @@ const CALL_POOL: usize = 64;
 /// small messages carves them from one allocation.
 const ENCODE_CHUNK: usize = 16 * 1024;
 
+/// DATA payload runs from this size on are written from the response message
+/// itself (a vectored write) rather than copied into the write buffer: above a
+/// few KiB the copy costs more than an iovec and a reference count.
+const SPLICE_MIN: usize = 4 * 1024;
+
+/// A small read buffer is read into as long as this much of it is left, even
+/// while messages from its start are still held: sequential calls whose
+/// handlers keep request bytes until the response is written then share one
+/// buffer between several reads instead of taking a new one each.
+const MIN_SMALL_READ: usize = 256;
+
 /// How long a connection the codec closed on a timer (keepalive, age grace,
 /// handshake) waits for its writer to flush the GOAWAY before the socket is shut
 /// down anyway: a client that stopped reading would otherwise hold it until the
@@ -239,8 +250,10 @@ impl Reader {
                     worker.give_back_buffer(big);
                 }
                 self.small = true;
-            } else if !self.buf.try_reclaim(IDLE_READ_SIZE) {
-                // Its bytes live on in messages a handler holds.
+            } else if !self.buf.try_reclaim(IDLE_READ_SIZE) && self.buf.capacity() < MIN_SMALL_READ
+            {
+                // Its bytes live on in messages a handler holds (an echo's
+                // response not yet written) and little room is left after them.
                 self.buf = worker.take_small_buffer();
             }
             return;
@@ -293,7 +306,9 @@ async fn read_until_closed<T: Transport>(socket: &T, shared: &Rc<Shared>, reader
         } else {
             reader.prepare(worker, idle_wait);
             let want = if reader.small {
-                IDLE_READ_SIZE
+                // What is left of the small buffer: never more, which would
+                // make the read allocate a new one.
+                reader.buf.capacity() - reader.buf.len()
             } else {
                 read_size
             };
@@ -1228,6 +1243,10 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
     // nothing to say holds none (the worker's pool keeps them meanwhile).
     let mut held: Option<BytesMut> = None;
     let mut waiters = Vec::new();
+    // Large DATA payloads written from the messages themselves (plaintext
+    // sockets; TLS encrypts into a buffer of its own anyway).
+    let spliced_writes = socket.writes_spliced();
+    let mut spliced: Vec<(usize, Bytes)> = Vec::new();
     loop {
         let stall = shared.inner.borrow().conn.send_stall_deadline();
         if stall.is_some_and(|at| at <= Instant::now()) {
@@ -1237,7 +1256,14 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
         out.clear();
         let (closed, done) = {
             let mut inner = shared.inner.borrow_mut();
-            inner.conn.poll_transmit(Instant::now(), &mut out);
+            if spliced_writes {
+                let min = SPLICE_MIN;
+                inner
+                    .conn
+                    .poll_transmit_vectored(Instant::now(), &mut out, &mut spliced, min);
+            } else {
+                inner.conn.poll_transmit(Instant::now(), &mut out);
+            }
             shared.check_timer(&inner.conn);
             (inner.conn.is_closed(), shared.closed.get())
         };
@@ -1247,7 +1273,7 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
             shared.closed.set(true);
             break;
         }
-        if out.is_empty() {
+        if out.is_empty() && spliced.is_empty() {
             worker.give_back_buffer(out);
             if closed || done {
                 break;
@@ -1266,11 +1292,22 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
             }
             continue;
         }
-        shared.in_flight.set(out.len());
+        let batch = out.len() + spliced.iter().map(|(_, run)| run.len()).sum::<usize>();
+        shared.in_flight.set(batch);
         let stall_timeout = worker.config.codec.send_stall_timeout;
-        let (result, buf) = write_within(&*socket, out, stall_timeout).await;
+        let (result, buf) = if spliced.is_empty() {
+            write_within(&*socket, out, stall_timeout).await
+        } else {
+            let write = socket.write_spliced(out, &mut spliced);
+            match tokio::time::timeout(stall_timeout, write).await {
+                Ok(written) => written,
+                Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), BytesMut::new()),
+            }
+        };
+        // Runs a timed-out write left behind: their messages are not ours any more.
+        spliced.clear();
         if result.is_ok() {
-            worker.stats.bytes_written(buf.len());
+            worker.stats.bytes_written(batch);
         }
         // Kept for the next turn, which is likely to follow at once (senders
         // woken below queue more); given back when that turn finds nothing.

@@ -7,7 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
 
 /// A bound, listening socket, before a worker's runtime takes it over.
@@ -78,6 +78,126 @@ impl Listener {
     }
 }
 
+/// `out` with the runs of `spliced` inserted at their positions, copied into
+/// one buffer (and `spliced` emptied).
+fn splice_into(out: &[u8], spliced: &mut Vec<(usize, Bytes)>) -> BytesMut {
+    let total = out.len() + spliced.iter().map(|(_, d)| d.len()).sum::<usize>();
+    let mut flat = BytesMut::with_capacity(total);
+    let mut from = 0;
+    for (at, data) in spliced.drain(..) {
+        flat.extend_from_slice(&out[from..at]);
+        flat.extend_from_slice(&data);
+        from = at;
+    }
+    flat.extend_from_slice(&out[from..]);
+    flat
+}
+
+/// The pieces of `out` and `spliced` in write order, each non-empty, calling
+/// `piece` with a slice of `out` (`Err(range)`) or a run (`Ok(bytes)`).
+fn for_each_piece<'a>(
+    out_len: usize,
+    spliced: &'a [(usize, Bytes)],
+    mut piece: impl FnMut(Result<&'a Bytes, std::ops::Range<usize>>),
+) {
+    let mut from = 0;
+    for (at, data) in spliced {
+        if *at > from {
+            piece(Err(from..*at));
+        }
+        if !data.is_empty() {
+            piece(Ok(data));
+        }
+        from = *at;
+    }
+    if out_len > from {
+        piece(Err(from..out_len));
+    }
+}
+
+/// Vectored write of `out` + `spliced` to a readiness-based stream, waiting
+/// for writability. One iovec array per batch (an allocation per write, not
+/// per message); partial writes advance through it.
+macro_rules! epoll_writev {
+    ($s:expr, $out:expr, $spliced:expr) => {{
+        let out = $out;
+        let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(2 * $spliced.len() + 1);
+        for_each_piece(out.len(), $spliced, |piece| {
+            slices.push(io::IoSlice::new(match piece {
+                Ok(data) => &data[..],
+                Err(range) => &out[range],
+            }))
+        });
+        let mut rest = &mut slices[..];
+        let result = loop {
+            if rest.is_empty() {
+                break Ok(());
+            }
+            match $s.try_write_vectored(rest) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = $s.writable().await {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(slices);
+        $spliced.clear();
+        (result, out)
+    }};
+}
+
+/// Vectored write through the ring: the pieces go as `Bytes` (the output
+/// buffer frozen and sliced; its memory comes back to the buffer once the
+/// write is done), resubmitting what a short write left.
+macro_rules! uring_writev {
+    ($s:expr, $out:expr, $spliced:expr) => {{
+        let mut out = $out;
+        let frozen = out.split().freeze();
+        let mut pieces: Vec<Bytes> = Vec::with_capacity(2 * $spliced.len() + 1);
+        for_each_piece(frozen.len(), $spliced, |piece| {
+            pieces.push(match piece {
+                Ok(data) => data.clone(),
+                Err(range) => Bytes::slice(&frozen, range),
+            })
+        });
+        $spliced.clear();
+        drop(frozen);
+        let result = loop {
+            if pieces.is_empty() {
+                break Ok(());
+            }
+            let (result, returned) = $s.writev(pieces).await;
+            pieces = returned;
+            match result {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    let done = pieces.iter().take_while(|p| {
+                        let whole = p.len() <= n;
+                        if whole {
+                            n -= p.len();
+                        }
+                        whole
+                    });
+                    let done = done.count();
+                    pieces.drain(..done);
+                    if let Some(first) = pieces.first_mut() {
+                        bytes::Buf::advance(first, n);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(pieces);
+        // The frozen pieces are gone: the buffer's memory is its own again.
+        out.clear();
+        (result, out)
+    }};
+}
+
 /// What a connection's reader and writer drive: a plaintext [`Socket`], or TLS
 /// over one (`tls::TlsStream`). The connection driver is generic over it, so the
 /// choice is made once per connection: a plaintext connection runs the same code
@@ -95,6 +215,27 @@ pub(crate) trait Transport: 'static {
 
     /// Writes all of `buf`; gives it back for reuse.
     async fn write_all(&self, buf: BytesMut) -> (io::Result<()>, BytesMut);
+
+    /// Whether [`write_spliced`](Self::write_spliced) writes without copying:
+    /// only then does the writer ask the codec to leave large payloads out of
+    /// the output buffer.
+    fn writes_spliced(&self) -> bool {
+        false
+    }
+
+    /// Writes `out` with the runs of `spliced` inserted at their positions (see
+    /// `Connection::poll_transmit_vectored`), in one vectored write where the
+    /// socket takes it all; empties `spliced` and gives `out` back. The default
+    /// copies everything into one buffer.
+    async fn write_spliced(
+        &self,
+        out: BytesMut,
+        spliced: &mut Vec<(usize, Bytes)>,
+    ) -> (io::Result<()>, BytesMut) {
+        let flat = splice_into(&out, spliced);
+        let (result, _) = self.write_all(flat).await;
+        (result, out)
+    }
 
     /// Shuts the socket down both ways (see [`Socket::shutdown`]).
     fn shutdown(&self);
@@ -150,6 +291,24 @@ impl Transport for Socket {
     #[inline]
     fn shutdown(&self) {
         Socket::shutdown(self)
+    }
+
+    #[inline]
+    fn writes_spliced(&self) -> bool {
+        true
+    }
+
+    async fn write_spliced(
+        &self,
+        out: BytesMut,
+        spliced: &mut Vec<(usize, Bytes)>,
+    ) -> (io::Result<()>, BytesMut) {
+        match self {
+            Socket::Uring(s) => uring_writev!(s, out, spliced),
+            Socket::UringUnix(s) => uring_writev!(s, out, spliced),
+            Socket::Epoll(s) => epoll_writev!(s, out, spliced),
+            Socket::EpollUnix(s) => epoll_writev!(s, out, spliced),
+        }
     }
 
     #[inline]
