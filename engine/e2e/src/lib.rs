@@ -22,6 +22,8 @@ pub mod client {
     include!(concat!(env!("OUT_DIR"), "/client/ringrpc.test.rs"));
 }
 
+pub mod counting;
+
 use server::test_service_server::{TestService, TestServiceServer};
 use server::{Payload, StreamRequest, Summary};
 
