@@ -350,24 +350,37 @@ async fn drive(
                 body: grpc::framed(&grpc::hello_request("world")),
                 reply: grpc::hello_reply("world").into(),
             });
-            for (i, connection) in connections {
-                let schedule = load.rate.map(|rate| {
-                    let per_connection = rate / load.conns as f64;
+            match load.rate {
+                None => {
+                    for (_, connection) in connections {
+                        for _ in 0..load.streams.max(1) {
+                            let send = connection.send.clone();
+                            let (call, tally) = (call.clone(), tally.clone());
+                            tasks.push(spawn(unary_closed(send, call, tally, window)));
+                        }
+                    }
+                }
+                Some(rate) => {
+                    // This thread's share of the rate, on one schedule over its
+                    // connections; threads start a fraction of an interval apart.
+                    let first_index = connections.first().map_or(0, |(i, _)| *i);
+                    let thread_rate = rate * connections.len() as f64 / load.conns as f64;
                     let schedule = Rc::new(Schedule {
-                        first: window.start + Duration::from_secs_f64(i as f64 / rate),
-                        interval_ns: 1e9 / per_connection,
+                        first: window.start + Duration::from_secs_f64(first_index as f64 / rate),
+                        interval_ns: 1e9 / thread_rate,
                         next: Cell::new(0),
                     });
                     schedules.push(schedule.clone());
-                    schedule
-                });
-                for _ in 0..load.streams.max(1) {
-                    let send = connection.send.clone();
-                    let (call, tally) = (call.clone(), tally.clone());
-                    tasks.push(match &schedule {
-                        None => spawn(unary_closed(send, call, tally, window)),
-                        Some(s) => spawn(unary_open(send, call, tally, window, s.clone())),
-                    });
+                    let sends = connections.into_iter().map(|(_, c)| c.send).collect();
+                    let streams = load.streams.max(1);
+                    tasks.push(spawn(unary_open(
+                        sends,
+                        call,
+                        tally.clone(),
+                        window,
+                        schedule,
+                        streams,
+                    )));
                 }
             }
         }
@@ -519,48 +532,92 @@ impl Schedule {
     }
 }
 
-/// Open loop: `streams` workers per connection share the connection's schedule.
-/// A free worker takes the next request and sends it at its intended time; a
-/// request whose time came while every worker was busy is sent as soon as one
-/// is free and counted late. Latency runs from the intended time either way, so
-/// a slow server shows as latency rather than as a lower send rate.
+/// Open loop: one dispatcher per thread sends each request at its intended
+/// time, round-robin over the thread's connections, as a task of its own, with
+/// at most `streams` in flight per connection. A request whose time came while
+/// every stream was busy is sent as soon as one is free and counted late.
+/// Latency runs from the intended time either way, so a slow server shows as
+/// latency rather than as a lower send rate.
+///
+/// One timer for the whole thread (rather than one per stream) keeps the
+/// generator's own cost per request low: at high rates requests fall due less
+/// than the pacer's wake-up margin apart and no timer is armed at all.
 async fn unary_open(
-    mut send: h2::client::SendRequest<Bytes>,
+    sends: Vec<h2::client::SendRequest<Bytes>>,
     call: Rc<UnaryCall>,
     tally: Rc<RefCell<Tally>>,
     window: Window,
     schedule: Rc<Schedule>,
+    streams: usize,
 ) {
+    struct Lane {
+        send: h2::client::SendRequest<Bytes>,
+        in_flight: Cell<usize>,
+        failed: Cell<bool>,
+    }
+    let lanes: Rc<Vec<Lane>> = Rc::new(
+        sends
+            .into_iter()
+            .map(|send| Lane {
+                send,
+                in_flight: Cell::new(0),
+                failed: Cell::new(false),
+            })
+            .collect(),
+    );
+    let freed = Rc::new(tokio::sync::Notify::new());
     let mut pacer = Pacer::new();
+    let mut next_lane = 0;
     loop {
         let k = schedule.next.get();
-        schedule.next.set(k + 1);
         let intended = schedule.intended(k);
         if intended >= window.end {
             return;
         }
-        if Instant::now() > intended {
-            if window.measures(intended) {
-                tally.borrow_mut().late += 1;
+        pacer.wait_until(intended).await;
+        let mut late = false;
+        let lane = loop {
+            let n = lanes.len();
+            let free = (0..n)
+                .map(|j| (next_lane + j) % n)
+                .find(|&i| !lanes[i].failed.get() && lanes[i].in_flight.get() < streams);
+            if let Some(lane) = free {
+                break lane;
             }
-        } else {
-            pacer.wait_until(intended).await;
+            if lanes.iter().all(|lane| lane.failed.get()) {
+                return;
+            }
+            late = true;
+            freed.notified().await;
+        };
+        schedule.next.set(k + 1);
+        if late && window.measures(intended) {
+            tally.borrow_mut().late += 1;
         }
-        let result = client::unary(&mut send, &call).await;
-        let done = Instant::now();
-        match result {
-            Ok(()) => {
-                if window.measures(done) {
-                    tally.borrow_mut().record(done - intended);
+        next_lane = (lane + 1) % lanes.len();
+        lanes[lane].in_flight.set(lanes[lane].in_flight.get() + 1);
+        let (lanes, call, tally, freed) =
+            (lanes.clone(), call.clone(), tally.clone(), freed.clone());
+        tokio::task::spawn_local(async move {
+            let mut send = lanes[lane].send.clone();
+            let result = client::unary(&mut send, &call).await;
+            let done = Instant::now();
+            match result {
+                Ok(()) => {
+                    if window.measures(done) {
+                        tally.borrow_mut().record(done - intended);
+                    }
+                }
+                Err(error) => {
+                    if error.is_connection_error() {
+                        lanes[lane].failed.set(true);
+                    }
+                    tally.borrow_mut().error(&error);
                 }
             }
-            Err(error) => {
-                tally.borrow_mut().error(&error);
-                if error.is_connection_error() {
-                    return;
-                }
-            }
-        }
+            lanes[lane].in_flight.set(lanes[lane].in_flight.get() - 1);
+            freed.notify_one();
+        });
     }
 }
 
