@@ -53,6 +53,11 @@ const CALL_POOL: usize = 64;
 /// small messages carves them from one allocation.
 const ENCODE_CHUNK: usize = 16 * 1024;
 
+/// Bytes a new response-encode chunk skips at its start, so that copies into it
+/// do not run at a few bytes' distance modulo 4 KiB from their source (see
+/// `queue_message`). Costs 64 bytes per chunk.
+const ALIAS_SKEW: usize = 64;
+
 /// DATA payload runs from this size on are written from the response message
 /// itself (a vectored write) rather than copied into the write buffer: above a
 /// few KiB the copy costs more than an iovec and a reference count.
@@ -980,7 +985,16 @@ impl CallState {
         // messages would hold 1 MiB).
         let mut encode_buf = self.shared.worker.encode_buf.borrow_mut();
         if encode_buf.capacity() - encode_buf.len() < len {
-            encode_buf.reserve(len.max(ENCODE_CHUNK));
+            encode_buf.reserve(len.max(ENCODE_CHUNK) + ALIAS_SKEW);
+            // A new chunk and a large field's source buffer tend to be blocks of
+            // one allocator size class, so they start at the same offset in a
+            // page, and the field lands a few bytes (its tag and length) after
+            // that offset: a distance at which `memcpy`'s `rep movsb` is about
+            // 15 times slower on current x86 cores (3 GB/s against 50 here).
+            // Starting the chunk 64 bytes in moves the copy off that distance;
+            // streaming 64 KiB messages went from 1.5 to 2.7-3.2 GB/s.
+            bytes::BufMut::put_bytes(&mut *encode_buf, 0, ALIAS_SKEW);
+            bytes::Buf::advance(&mut *encode_buf, ALIAS_SKEW);
         }
         encode(&mut encode_buf);
         let mut message = encode_buf.split().freeze();
