@@ -541,7 +541,7 @@ pub mod {module} {{
                     buf,
                     r#"                b"{proto}" => {{
                     let inner = ::std::rc::Rc::clone(&self.inner);
-                    slot.put({API}::server::{glue}(call, move |{params}| async move {{
+                    slot.put_with(move || {API}::server::{glue}(call, move |{params}| async move {{
                         <{t} as {trait_name}>::{name}(&inner, {args}).await
                     }}));
                     true
