@@ -1085,6 +1085,10 @@ pub fn connection_bytes_with(data: &[u8], strict: Strict) {
     }
 }
 
+thread_local! {
+    static VECTORED_TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn transmit(
     conn: &mut Connection,
     now: Instant,
@@ -1094,8 +1098,33 @@ fn transmit(
 ) -> Vec<Frame> {
     let mut out = BytesMut::new();
     let unsent = engine.queued_total - checker.data_written;
-    let n = conn.poll_transmit(now, &mut out);
-    assert_eq!(n, out.len(), "poll_transmit reports what it wrote");
+    // Every other turn the vectored form, whose buffer and runs put together
+    // must be what the copying form would have written; the checks below see
+    // the assembled bytes. A minimum of 1 splices every payload run.
+    let vectored = VECTORED_TURN.with(|turn| {
+        turn.set(!turn.get());
+        turn.get()
+    });
+    if vectored {
+        let mut spliced = Vec::new();
+        let min = if *fed % 2 == 0 { 1 } else { 64 };
+        let n = conn.poll_transmit_vectored(now, &mut out, &mut spliced, min);
+        let mut whole = BytesMut::with_capacity(n);
+        let mut from = 0;
+        for (at, run) in &spliced {
+            assert!(*at >= from && *at <= out.len(), "splice positions in order");
+            assert!(run.len() >= min, "a run shorter than the minimum");
+            whole.extend_from_slice(&out[from..*at]);
+            whole.extend_from_slice(run);
+            from = *at;
+        }
+        whole.extend_from_slice(&out[from..]);
+        assert_eq!(n, whole.len(), "poll_transmit_vectored reports what it wrote");
+        out = whole;
+    } else {
+        let n = conn.poll_transmit(now, &mut out);
+        assert_eq!(n, out.len(), "poll_transmit reports what it wrote");
+    }
     let bound = output_bound(*fed, unsent);
     assert!(
         out.len() <= bound,
@@ -2277,6 +2306,15 @@ impl OpsHarness {
     }
 
     fn invariants(&self) {
+        // Partly received messages stay within the connection's budget (a
+        // frame may cross it; the stream it belongs to is then failed).
+        let validated = self.conn.config();
+        let partial = self.conn.partial_message_bytes();
+        assert!(
+            partial <= validated.max_partial_message_bytes + validated.max_frame_size as usize,
+            "{partial} bytes of partly received messages, budget {}",
+            validated.max_partial_message_bytes
+        );
         let active = self.conn.active_streams();
         assert!(
             active <= self.config.max_concurrent_streams as usize,
@@ -2311,6 +2349,13 @@ impl OpsHarness {
             }
             self.invariants();
             self.transmit();
+        }
+        if self.conn.active_streams() == 0 {
+            assert_eq!(
+                self.conn.partial_message_bytes(),
+                0,
+                "partly received bytes counted with no stream left"
+            );
         }
         if !self.desynced && !self.conn.is_closed() && !self.conn.wants_transmit() {
             // Nothing is held any more, so at most half the window may be unannounced.
