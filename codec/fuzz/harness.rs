@@ -1119,7 +1119,11 @@ fn transmit(
             from = *at;
         }
         whole.extend_from_slice(&out[from..]);
-        assert_eq!(n, whole.len(), "poll_transmit_vectored reports what it wrote");
+        assert_eq!(
+            n,
+            whole.len(),
+            "poll_transmit_vectored reports what it wrote"
+        );
         out = whole;
     } else {
         let n = conn.poll_transmit(now, &mut out);

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use std::time::Duration;
+
 use bytes::Bytes;
+use ringrpc_engine::{Backend, EngineConfig, Server, ServerHandle};
 use ringrpc_service_api::server::{unary, CallSlot, Service};
 use ringrpc_service_api::{Call, Request, Response, Status};
 
@@ -102,6 +105,22 @@ impl Service for Echo {
         }));
         true
     }
+}
+
+/// A one-worker server of [`Echo`] on 127.0.0.1, its worker thread counted.
+/// `RINGRPC_BACKEND` wins over `backend`: see `ServerHandle::backend`.
+pub fn echo_server(backend: Backend) -> ServerHandle {
+    let config = EngineConfig {
+        backend,
+        workers: 1,
+        shutdown_grace: Duration::from_secs(1),
+        ..EngineConfig::default()
+    };
+    Server::builder()
+        .config(config)
+        .add_service(Echo::counted)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .unwrap()
 }
 
 /// One `counted.Echo/Echo` call of a 20-byte message over `client`, checked

@@ -2,26 +2,14 @@
 //! allocator that only counts on threads that opted in (the worker does, from its
 //! service factory). The client runs on other threads and is not counted.
 
-use std::time::Duration;
-
-use ringrpc_engine::{Backend, EngineConfig, Server};
-use ringrpc_engine_e2e::counting::{self, echo_call, Counting, Echo};
+use ringrpc_engine::Backend;
+use ringrpc_engine_e2e::counting::{self, echo_call, echo_server, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 fn per_call(backend: Backend) -> f64 {
-    let config = EngineConfig {
-        backend,
-        workers: 1,
-        shutdown_grace: Duration::from_secs(1),
-        ..EngineConfig::default()
-    };
-    let server = Server::builder()
-        .config(config)
-        .add_service(Echo::counted)
-        .serve("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let server = echo_server(backend);
     let addr = server.local_addr();
     let rt = ringrpc_engine_e2e::runtime();
     let per_call = rt.block_on(async {

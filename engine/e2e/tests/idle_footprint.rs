@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringrpc_engine::{Backend, EngineConfig, Server};
-use ringrpc_engine_e2e::counting::{self, echo_call, Counting, Echo};
+use ringrpc_engine::Backend;
+use ringrpc_engine_e2e::counting::{self, echo_call, echo_server, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -59,17 +59,7 @@ async fn settled_live_bytes() -> i64 {
 /// The backend the server ran (`RINGRPC_BACKEND` wins over the config) and its
 /// heap per idle connection.
 fn per_idle_connection(backend: Backend) -> (Backend, i64) {
-    let config = EngineConfig {
-        backend,
-        workers: 1,
-        shutdown_grace: Duration::from_secs(1),
-        ..EngineConfig::default()
-    };
-    let server = Server::builder()
-        .config(config)
-        .add_service(Echo::counted)
-        .serve("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let server = echo_server(backend);
     let backend = server.backend();
     let addr = server.local_addr();
     let rt = ringrpc_engine_e2e::runtime();
