@@ -1107,7 +1107,7 @@ fn transmit(
     });
     if vectored {
         let mut spliced = Vec::new();
-        let min = if *fed % 2 == 0 { 1 } else { 64 };
+        let min = if fed.is_multiple_of(2) { 1 } else { 64 };
         let n = conn.poll_transmit_vectored(now, &mut out, &mut spliced, min);
         let mut whole = BytesMut::with_capacity(n);
         let mut from = 0;

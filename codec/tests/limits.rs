@@ -108,7 +108,7 @@ fn overrun_stream_window(config: Config, window: usize) {
     for _ in 0..window / 16_384 {
         c.send_bytes(&frame);
     }
-    if window % 16_384 != 0 {
+    if !window.is_multiple_of(16_384) {
         c.send_bytes(&full_frame(1, window % 16_384));
     }
     let out = c.transmit();
