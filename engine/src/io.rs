@@ -150,9 +150,13 @@ macro_rules! epoll_writev {
     }};
 }
 
+/// Most iovecs one `writev` takes (Linux's `UIO_MAXIOV`): more is `EINVAL`.
+const MAX_IOVECS: usize = 1024;
+
 /// Vectored write through the ring: the pieces go as `Bytes` (the output
 /// buffer frozen and sliced; its memory comes back to the buffer once the
-/// write is done), resubmitting what a short write left.
+/// write is done), at most [`MAX_IOVECS`] per submission, resubmitting what a
+/// short write left.
 macro_rules! uring_writev {
     ($s:expr, $out:expr, $spliced:expr) => {{
         let mut out = $out;
@@ -170,23 +174,27 @@ macro_rules! uring_writev {
             if pieces.is_empty() {
                 break Ok(());
             }
+            // Only in batches of over 500 runs: the tail waits its turn.
+            let later = if pieces.len() > MAX_IOVECS {
+                pieces.split_off(MAX_IOVECS)
+            } else {
+                Vec::new()
+            };
             let (result, returned) = $s.writev(pieces).await;
             pieces = returned;
             match result {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
-                    let done = pieces.iter().take_while(|p| {
-                        let whole = p.len() <= n;
-                        if whole {
-                            n -= p.len();
-                        }
-                        whole
-                    });
-                    let done = done.count();
-                    pieces.drain(..done);
-                    if let Some(first) = pieces.first_mut() {
-                        bytes::Buf::advance(first, n);
+                    let mut whole = 0;
+                    while whole < pieces.len() && pieces[whole].len() <= n {
+                        n -= pieces[whole].len();
+                        whole += 1;
                     }
+                    pieces.drain(..whole);
+                    if n > 0 {
+                        bytes::Buf::advance(&mut pieces[0], n);
+                    }
+                    pieces.extend(later);
                 }
                 Err(e) => break Err(e),
             }
