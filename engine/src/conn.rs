@@ -1234,18 +1234,18 @@ fn reset_stalled_streams(shared: &Rc<Shared>) {
     handle_events(shared);
 }
 
-/// `socket.write_all(out)`, abandoned after `limit`: a client that stops reading
-/// its socket loses the connection instead of holding it, its calls and this
-/// buffer for ever. One batch is what the streams had queued (at most their send
-/// high-water mark plus one message each) and the control frames we owe, so a
-/// client that reads at all finishes it unless it reads slower than a batch per
-/// `limit`. Costs a timer per write.
-async fn write_within<T: Transport>(
-    socket: &T,
-    out: BytesMut,
+/// One write batch (`write_all`, or `write_spliced` with payload runs),
+/// abandoned after `limit`: a client that stops reading its socket loses the
+/// connection instead of holding it, its calls and this buffer for ever. One
+/// batch is what the streams had queued (at most their send high-water mark
+/// plus one message each) and the control frames we owe, so a client that reads
+/// at all finishes it unless it reads slower than a batch per `limit`. Costs a
+/// timer per write that does not complete at once.
+async fn write_within(
+    write: impl Future<Output = (std::io::Result<()>, BytesMut)>,
     limit: std::time::Duration,
 ) -> (std::io::Result<()>, BytesMut) {
-    match tokio::time::timeout(limit, socket.write_all(out)).await {
+    match tokio::time::timeout(limit, write).await {
         Ok(written) => written,
         // The buffer stays with the abandoned write; the connection closes.
         Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), BytesMut::new()),
@@ -1272,10 +1272,10 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
         let (closed, done) = {
             let mut inner = shared.inner.borrow_mut();
             if spliced_writes {
-                let min = SPLICE_MIN;
+                let now = Instant::now();
                 inner
                     .conn
-                    .poll_transmit_vectored(Instant::now(), &mut out, &mut spliced, min);
+                    .poll_transmit_vectored(now, &mut out, &mut spliced, SPLICE_MIN);
             } else {
                 inner.conn.poll_transmit(Instant::now(), &mut out);
             }
@@ -1311,13 +1311,9 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
         shared.in_flight.set(batch);
         let stall_timeout = worker.config.codec.send_stall_timeout;
         let (result, buf) = if spliced.is_empty() {
-            write_within(&*socket, out, stall_timeout).await
+            write_within(socket.write_all(out), stall_timeout).await
         } else {
-            let write = socket.write_spliced(out, &mut spliced);
-            match tokio::time::timeout(stall_timeout, write).await {
-                Ok(written) => written,
-                Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), BytesMut::new()),
-            }
+            write_within(socket.write_spliced(out, &mut spliced), stall_timeout).await
         };
         // Runs a timed-out write left behind: their messages are not ours any more.
         spliced.clear();
