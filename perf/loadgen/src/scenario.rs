@@ -471,6 +471,31 @@ async fn report_error(
     }
 }
 
+/// One SayHello, its latency from `from` recorded if it ends inside the measured
+/// window, or its error counted; false after an error that ended the connection.
+async fn unary_recorded(
+    send: &mut h2::client::SendRequest<Bytes>,
+    call: &UnaryCall,
+    tally: &RefCell<Tally>,
+    window: Window,
+    from: Instant,
+) -> bool {
+    let result = client::unary(send, call).await;
+    let done = Instant::now();
+    match result {
+        Ok(()) => {
+            if window.measures(done) {
+                tally.borrow_mut().record(done - from);
+            }
+            true
+        }
+        Err(error) => {
+            tally.borrow_mut().error(&error);
+            !error.is_connection_error()
+        }
+    }
+}
+
 /// Closed loop: one stream sends the next request as soon as the last answer is in.
 async fn unary_closed(
     mut send: h2::client::SendRequest<Bytes>,
@@ -483,20 +508,8 @@ async fn unary_closed(
         if started >= window.end {
             return;
         }
-        let result = client::unary(&mut send, &call).await;
-        let done = Instant::now();
-        match result {
-            Ok(()) => {
-                if window.measures(done) {
-                    tally.borrow_mut().record(done - started);
-                }
-            }
-            Err(error) => {
-                tally.borrow_mut().error(&error);
-                if error.is_connection_error() {
-                    return;
-                }
-            }
+        if !unary_recorded(&mut send, &call, &tally, window, started).await {
+            return;
         }
     }
 }
@@ -600,20 +613,8 @@ async fn unary_open(
             (lanes.clone(), call.clone(), tally.clone(), freed.clone());
         tokio::task::spawn_local(async move {
             let mut send = lanes[lane].send.clone();
-            let result = client::unary(&mut send, &call).await;
-            let done = Instant::now();
-            match result {
-                Ok(()) => {
-                    if window.measures(done) {
-                        tally.borrow_mut().record(done - intended);
-                    }
-                }
-                Err(error) => {
-                    if error.is_connection_error() {
-                        lanes[lane].failed.set(true);
-                    }
-                    tally.borrow_mut().error(&error);
-                }
+            if !unary_recorded(&mut send, &call, &tally, window, intended).await {
+                lanes[lane].failed.set(true);
             }
             lanes[lane].in_flight.set(lanes[lane].in_flight.get() - 1);
             freed.notify_one();
