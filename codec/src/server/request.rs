@@ -163,15 +163,10 @@ impl HeadBuilder {
                     self.malformed = true;
                 }
             }
-            b"content-length" => {
-                let parsed = std::str::from_utf8(field.value)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                match (parsed, self.content_length) {
-                    (Some(len), None) => self.content_length = Some(len),
-                    _ => self.malformed = true,
-                }
-            }
+            b"content-length" => match (parse_content_length(field.value), self.content_length) {
+                (Some(len), None) => self.content_length = Some(len),
+                _ => self.malformed = true,
+            },
             b"host" => {
                 if !self.has_authority {
                     self.head.authority = field.value.clone();
@@ -255,6 +250,21 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
     }
 }
 
+/// A `content-length` value: ASCII digits only (RFC 9110 §8.6: `1*DIGIT`),
+/// within a `u64`. Matched directly: going through `str` would check UTF-8
+/// first, on every request that carries one.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +301,28 @@ mod tests {
         let mut all = GOOD.to_vec();
         all.extend_from_slice(extra);
         build(&all)
+    }
+
+    #[test]
+    fn content_length_is_digits_within_a_u64() {
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b"1234"), Some(1234));
+        assert_eq!(
+            parse_content_length(b"18446744073709551615"),
+            Some(u64::MAX)
+        );
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"+5",
+            b"-1",
+            b" 5",
+            b"5 ",
+            b"0x10",
+            b"\xd9\xa5",
+        ] {
+            assert_eq!(parse_content_length(bad), None, "{:?}", bad);
+        }
     }
 
     #[test]
