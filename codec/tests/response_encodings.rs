@@ -1,5 +1,6 @@
-//! `Connection::set_encodings`: `grpc-encoding` and `grpc-accept-encoding` in the
-//! response head, which custom metadata may not carry.
+//! `Connection::set_encodings` and `set_accept_encoding`: `grpc-encoding` and
+//! `grpc-accept-encoding` in the response head, which custom metadata may not
+//! carry.
 
 mod support;
 
@@ -115,6 +116,60 @@ fn invalid_values_are_left_out() {
     };
     assert_eq!(field(fields, "grpc-encoding"), None);
     assert_eq!(field(fields, "grpc-accept-encoding"), None);
+}
+
+/// Answers stream `id` with one message (or none) and OK; the response head.
+fn response_head(c: &mut Client, id: u32, with_message: bool) -> Vec<(String, String)> {
+    let id = StreamId(id);
+    if with_message {
+        c.conn
+            .send_message(id, Bytes::from_static(b"x"), false)
+            .unwrap();
+    }
+    c.conn.send_trailers(id, ResponseStatus::OK, []).unwrap();
+    c.conn.release_stream(id);
+    let out = c.transmit();
+    let Out::Headers { fields, .. } = &out[0] else {
+        panic!("{out:?}")
+    };
+    fields.clone()
+}
+
+#[test]
+fn the_connection_accept_encoding_goes_on_every_response_unless_a_stream_sets_its_own() {
+    let mut c = Client::connected(Config::default());
+    c.conn
+        .set_accept_encoding(Some(Bytes::from_static(b"gzip,identity")));
+    // A full response head and a trailers-only one both carry it.
+    served(&mut c, 1);
+    let fields = response_head(&mut c, 1, true);
+    assert_eq!(
+        field(&fields, "grpc-accept-encoding"),
+        Some("gzip,identity")
+    );
+    served(&mut c, 3);
+    let fields = response_head(&mut c, 3, false);
+    assert_eq!(
+        field(&fields, "grpc-accept-encoding"),
+        Some("gzip,identity")
+    );
+    // The stream's own value wins.
+    served(&mut c, 5);
+    c.conn
+        .set_encodings(StreamId(5), None, Some(Bytes::from_static(b"zstd")))
+        .unwrap();
+    let fields = response_head(&mut c, 5, true);
+    assert_eq!(field(&fields, "grpc-accept-encoding"), Some("zstd"));
+    // An invalid value is left out, and so is a cleared one.
+    c.conn
+        .set_accept_encoding(Some(Bytes::from_static(b"gzip\r\n")));
+    served(&mut c, 7);
+    let fields = response_head(&mut c, 7, true);
+    assert_eq!(field(&fields, "grpc-accept-encoding"), None);
+    c.conn.set_accept_encoding(None);
+    served(&mut c, 9);
+    let fields = response_head(&mut c, 9, true);
+    assert_eq!(field(&fields, "grpc-accept-encoding"), None);
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! handler runs or while awaiting I/O.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -38,6 +38,7 @@ use ringrpc_service_api::{
     Call, CallHead, CallIo, Intercept, InterceptRequest, Interceptor, Metadata, PeerCertificates,
     Status,
 };
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use crate::compression::{self, Encoding};
@@ -105,18 +106,23 @@ pub(crate) struct Shared {
 
 struct Inner {
     conn: Connection,
-    calls: HashMap<u32, Rc<CallState>>,
+    /// By stream id. FxHash: one lookup per event, and ids are bounded by
+    /// `max_concurrent_streams`, so colliding ids cost at most that many probes.
+    calls: FxHashMap<u32, Rc<CallState>>,
     /// Senders waiting for room; woken after each write.
     send_waiters: Vec<Waker>,
 }
 
 impl Shared {
     pub(crate) fn new(remote_addr: Option<SocketAddr>, worker: Rc<WorkerContext>) -> Rc<Shared> {
-        let conn = Connection::new(worker.connection_config(), Instant::now());
+        let mut conn = Connection::new(worker.connection_config(), Instant::now());
+        // What we accept is the same for every call (and goes on refusals of an
+        // unsupported encoding too, as gRPC's compression spec asks).
+        conn.set_accept_encoding(Some(Bytes::from_static(compression::ACCEPT_ENCODING)));
         Rc::new(Shared {
             inner: RefCell::new(Inner {
                 conn,
-                calls: HashMap::new(),
+                calls: FxHashMap::default(),
                 send_waiters: Vec::new(),
             }),
             write_wanted: Notify::new(),
@@ -425,11 +431,6 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: &mut RequestHead) -> Opti
                     message: message.into(),
                     details: None,
                 };
-                let _ = shared.inner.borrow_mut().conn.set_encodings(
-                    id,
-                    None,
-                    Some(Bytes::from_static(compression::ACCEPT_ENCODING)),
-                );
                 return refuse(status, vec![]);
             }
         },
@@ -476,13 +477,15 @@ fn start_call(shared: &Rc<Shared>, id: StreamId, head: &mut RequestHead) -> Opti
     state.request_encoding.set(request_encoding);
     state.response_encoding.set(response_encoding);
     let mut inner = shared.inner.borrow_mut();
-    // The headers say which encoding compressed responses use, and which
-    // encodings we take, so the client may compress its next calls.
-    let _ = inner.conn.set_encodings(
-        id,
-        response_encoding.map(|e| Bytes::from_static(e.name().as_bytes())),
-        Some(Bytes::from_static(compression::ACCEPT_ENCODING)),
-    );
+    // The headers say which encoding compressed responses use (and, for every
+    // call, which encodings we take: set on the connection).
+    if let Some(encoding) = response_encoding {
+        let _ = inner.conn.set_encodings(
+            id,
+            Some(Bytes::from_static(encoding.name().as_bytes())),
+            None,
+        );
+    }
     inner.calls.insert(id.0, state.clone());
     drop(inner);
     Some(state)
@@ -550,7 +553,7 @@ fn dispatch(state: &Rc<CallState>, mut request: InterceptRequest, step: Step) ->
         }
         Step::Service(first) => first,
     };
-    let Some(route) = router.find(request.service()) else {
+    let Some(route) = router.find(split_path(request.path_bytes()).0) else {
         let path = request.into_parts().0;
         let service = split_path(&path).0;
         return Dispatch::Refused(Status::unimplemented(format!(

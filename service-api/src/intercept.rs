@@ -56,6 +56,12 @@ impl InterceptRequest {
             .unwrap_or(("", ""))
     }
 
+    /// The `:path` as received, without the UTF-8 check [`path`](Self::path)
+    /// makes.
+    pub fn path_bytes(&self) -> &[u8] {
+        &self.path
+    }
+
     /// The fully-qualified service name, e.g. `helloworld.Greeter`.
     pub fn service(&self) -> &str {
         self.split().0

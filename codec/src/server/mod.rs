@@ -60,6 +60,13 @@ use lifecycle::Lifecycle;
 use request::{HeadBuilder, Verdict};
 use store::{HeadState, Key, OutMessage, OutTrailers, RecentlyReset, Store};
 
+/// Whether `value` may go out as `grpc-encoding` / `grpc-accept-encoding`.
+fn is_sendable_encoding(value: &Bytes) -> bool {
+    !value.is_empty()
+        && crate::grpc::metadata::is_valid_ascii_value(value)
+        && crate::grpc::metadata::is_valid_field_value(value)
+}
+
 /// Something the engine must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -296,6 +303,8 @@ pub struct Connection {
     scratch: BytesMut,
     /// Values are base64- or percent-encoded here before HPACK (reused).
     value_scratch: BytesMut,
+    /// `grpc-accept-encoding` for responses whose stream sets none.
+    accept_encoding: Option<Bytes>,
 
     /// Bytes held in the decoders of all streams for messages received in part:
     /// the sum of their [`MessageDecoder::buffered`](crate::grpc::MessageDecoder::buffered),
@@ -343,6 +352,7 @@ impl Connection {
             request_heads: VecDeque::new(),
             scratch: BytesMut::new(),
             value_scratch: BytesMut::new(),
+            accept_encoding: None,
             partial_message_bytes: 0,
             peer_resets: 0,
             error_resets: 0,
@@ -1409,14 +1419,17 @@ impl Connection {
     ) -> Result<(), StreamClosed> {
         let key = self.sendable(id)?;
         let stream = self.streams.get(key);
-        let valid = |value: &Bytes| {
-            !value.is_empty()
-                && crate::grpc::metadata::is_valid_ascii_value(value)
-                && crate::grpc::metadata::is_valid_field_value(value)
-        };
-        stream.response_encoding = encoding.filter(valid);
-        stream.accept_encoding = accept_encoding.filter(valid);
+        stream.response_encoding = encoding.filter(is_sendable_encoding);
+        stream.accept_encoding = accept_encoding.filter(is_sendable_encoding);
         Ok(())
+    }
+
+    /// Sets the `grpc-accept-encoding` of every response whose stream sets none
+    /// with [`set_encodings`](Self::set_encodings). What a server accepts is the
+    /// same for every call, so it is checked once here rather than per
+    /// response. A value that is not printable ASCII is left out.
+    pub fn set_accept_encoding(&mut self, accept_encoding: Option<Bytes>) {
+        self.accept_encoding = accept_encoding.filter(is_sendable_encoding);
     }
 
     /// Queues one response message (without its 5-byte prefix, which the codec adds).

@@ -130,6 +130,7 @@ impl Connection {
                 value_scratch,
                 conn_send,
                 peer_max_frame_size,
+                accept_encoding,
                 ..
             } = self;
             let stream = streams.get(key);
@@ -139,6 +140,7 @@ impl Connection {
                 encoder,
                 scratch,
                 value_scratch,
+                default_accept: accept_encoding.as_ref(),
                 conn_window: conn_send,
                 max_frame: *peer_max_frame_size as usize,
                 out,
@@ -202,6 +204,8 @@ struct StreamWriter<'a, 'b> {
     encoder: &'a mut Encoder,
     scratch: &'a mut BytesMut,
     value_scratch: &'a mut BytesMut,
+    /// The connection's `grpc-accept-encoding`, for streams that set none.
+    default_accept: Option<&'a Bytes>,
     conn_window: &'a mut super::flow::SendWindow,
     max_frame: usize,
     out: &'a mut BytesMut,
@@ -401,7 +405,8 @@ impl StreamWriter<'_, '_> {
     }
 
     /// `grpc-encoding` (with messages to follow) and `grpc-accept-encoding`, as set
-    /// by `Connection::set_encodings`. Indexed: they repeat on every response.
+    /// by `Connection::set_encodings`, or the connection's accept-encoding
+    /// (`Connection::set_accept_encoding`). Indexed: they repeat on every response.
     fn encoding_fields(&mut self, stream: &Stream, with_encoding: bool) {
         if with_encoding {
             if let Some(encoding) = &stream.response_encoding {
@@ -413,7 +418,7 @@ impl StreamWriter<'_, '_> {
                 );
             }
         }
-        if let Some(accept) = &stream.accept_encoding {
+        if let Some(accept) = stream.accept_encoding.as_ref().or(self.default_accept) {
             self.encoder.encode_field(
                 b"grpc-accept-encoding",
                 accept,
