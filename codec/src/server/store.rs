@@ -316,26 +316,26 @@ impl Store {
 }
 
 /// The last few streams we reset, so that frames the peer sent before it saw our
-/// RST_STREAM are ignored (§5.1, "closed") instead of treated as errors.
+/// RST_STREAM are ignored (§5.1, "closed") instead of treated as errors. The
+/// ring is allocated at the first reset: most connections never reset a
+/// stream, and every idle one would otherwise carry it.
 pub(crate) struct RecentlyReset {
-    ids: [u32; 32],
+    ids: Option<Box<[u32; 32]>>,
     next: u8,
 }
 
 impl RecentlyReset {
     pub(crate) fn new() -> RecentlyReset {
-        RecentlyReset {
-            ids: [0; 32],
-            next: 0,
-        }
+        RecentlyReset { ids: None, next: 0 }
     }
 
     pub(crate) fn push(&mut self, id: StreamId) {
-        self.ids[usize::from(self.next)] = id.0;
-        self.next = (self.next + 1) % self.ids.len() as u8;
+        let ids = self.ids.get_or_insert_with(|| Box::new([0; 32]));
+        ids[usize::from(self.next)] = id.0;
+        self.next = (self.next + 1) % ids.len() as u8;
     }
 
     pub(crate) fn contains(&self, id: StreamId) -> bool {
-        id.0 != 0 && self.ids.contains(&id.0)
+        id.0 != 0 && self.ids.as_ref().is_some_and(|ids| ids.contains(&id.0))
     }
 }
