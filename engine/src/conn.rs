@@ -1244,11 +1244,22 @@ fn reset_stalled_streams(shared: &Rc<Shared>) {
 /// plus one message each) and the control frames we owe, so a client that reads
 /// at all finishes it unless it reads slower than a batch per `limit`. Costs a
 /// timer per write that does not complete at once.
-async fn write_within(
-    write: impl Future<Output = (std::io::Result<()>, BytesMut)>,
-    limit: std::time::Duration,
+///
+/// Not an `async fn`: one would keep `write` and the `Timeout` that took it
+/// side by side in its state (1 KiB on io_uring), and the writer's task, which
+/// every idle connection holds, is as large as its largest await.
+fn write_within<F>(write: F, limit: std::time::Duration) -> tokio::time::Timeout<F>
+where
+    F: Future<Output = (std::io::Result<()>, BytesMut)>,
+{
+    tokio::time::timeout(limit, write)
+}
+
+/// What [`write_within`] came to: the write's own result, or a timeout.
+fn written(
+    within: Result<(std::io::Result<()>, BytesMut), tokio::time::error::Elapsed>,
 ) -> (std::io::Result<()>, BytesMut) {
-    match tokio::time::timeout(limit, write).await {
+    match within {
         Ok(written) => written,
         // The buffer stays with the abandoned write; the connection closes.
         Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), BytesMut::new()),
@@ -1313,11 +1324,11 @@ async fn write_loop<T: Transport>(socket: Rc<T>, shared: Rc<Shared>) {
         let batch = out.len() + spliced.iter().map(|(_, run)| run.len()).sum::<usize>();
         shared.in_flight.set(batch);
         let stall_timeout = worker.config.codec.send_stall_timeout;
-        let (result, buf) = if spliced.is_empty() {
+        let (result, buf) = written(if spliced.is_empty() {
             write_within(socket.write_all(out), stall_timeout).await
         } else {
             write_within(socket.write_spliced(out, &mut spliced), stall_timeout).await
-        };
+        });
         // Runs a timed-out write left behind: their messages are not ours any more.
         spliced.clear();
         if result.is_ok() {

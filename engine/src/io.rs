@@ -396,6 +396,28 @@ macro_rules! epoll_read {
     };
 }
 
+/// Writes all of `buf` through the ring, one write op at a time. tokio-uring's
+/// own `write_all` nests two async fns, each keeping the buffer and the op in
+/// its state: 448 bytes where this takes about half, in the writer task every
+/// idle connection holds.
+macro_rules! uring_write_all {
+    ($s:expr, $buf:expr) => {{
+        let mut buf = $buf;
+        let len = buf.len();
+        let mut written = 0;
+        while written < len {
+            let (result, slice) = $s.write(buf.slice(written..len)).submit().await;
+            buf = slice.into_inner();
+            match result {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => written += n,
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }};
+}
+
 /// Writes all of `buf` to a readiness-based stream, waiting for writability.
 macro_rules! epoll_write_all {
     ($s:expr, $buf:expr) => {{
@@ -446,11 +468,8 @@ impl Socket {
     /// Writes all of `buf`; gives it back for reuse.
     pub(crate) async fn write_all(&self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
         match self {
-            Socket::Uring(s) => {
-                let (result, buf) = s.write_all(buf).await;
-                (result, buf)
-            }
-            Socket::UringUnix(s) => s.write_all(buf).await,
+            Socket::Uring(s) => uring_write_all!(s, buf),
+            Socket::UringUnix(s) => uring_write_all!(s, buf),
             Socket::Epoll(s) => epoll_write_all!(s, buf),
             Socket::EpollUnix(s) => epoll_write_all!(s, buf),
         }

@@ -61,9 +61,11 @@ const BUFFER_POOL: usize = 256;
 const LARGE_BUFFER_BUDGET: usize = 4 * 1024 * 1024;
 
 /// What an idle connection's read waits with on io_uring, where a read holds
-/// its buffer until data comes: room for a few small requests, 1/16 of a
-/// full-size read buffer. A read that fills it is followed by full-size ones.
-pub(crate) const IDLE_READ_SIZE: usize = 1024;
+/// its buffer until data comes: room for a small request or two (a unary call
+/// with indexed headers is 60-150 bytes), 1/32 of a full-size read buffer. A
+/// read that fills it is followed by full-size ones, so a burst costs one
+/// extra read at most.
+pub(crate) const IDLE_READ_SIZE: usize = 512;
 
 /// Small buffers kept per worker (at 1 KiB, 1 MiB).
 const SMALL_BUFFER_POOL: usize = 1024;
