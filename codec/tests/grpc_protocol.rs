@@ -141,18 +141,15 @@ fn grpc_content_type_variants_are_accepted() {
         replace(&mut fields, "content-type", content_type);
         c.headers(1 + 2 * i as u32, &fields, true);
     }
-    let seen: Vec<Bytes> = c
+    let started: Vec<u32> = c
         .events()
         .into_iter()
-        .filter_map(|e| {
-            if let Event::Request { head, .. } = e {
-                Some(head.content_type)
-            } else {
-                None
-            }
+        .filter_map(|e| match e {
+            Event::Request { id, .. } => Some(id.0),
+            _ => None,
         })
         .collect();
-    assert_eq!(seen, types.map(|t| Bytes::from_static(t.as_bytes())));
+    assert_eq!(started, [1, 3, 5, 7], "every variant starts a call");
 }
 
 /// "Timeout → "grpc-timeout" TimeoutValue TimeoutUnit" with "TimeoutValue → {positive

@@ -2,7 +2,6 @@
 
 mod support;
 
-use bytes::Bytes;
 use ringrpc_codec::error::Initiator;
 use ringrpc_codec::frame::StreamId;
 use ringrpc_codec::server::{Config, Event};
@@ -370,7 +369,7 @@ fn empty_path_is_stream_protocol_error() {
 /// "Clients that generate HTTP/2 requests directly MUST use the ":authority"
 /// pseudo-header field to convey authority information, unless there is no authority
 /// information to convey (in which case it MUST NOT generate ":authority")." A request
-/// without it is valid; a Host field stands in for it.
+/// without it is valid, with or without a Host field.
 #[test]
 fn request_without_authority_is_accepted() {
     let mut c = Client::connected(Config::default());
@@ -379,16 +378,16 @@ fn request_without_authority_is_accepted() {
     c.headers(1, &fields, true);
     fields.push(("host", "example.com"));
     c.headers(3, &fields, true);
-    let heads: Vec<Bytes> = c
+    let started: Vec<u32> = c
         .events()
         .into_iter()
-        .filter_map(|e| {
-            if let Event::Request { head, .. } = e {
-                Some(head.authority)
-            } else {
-                None
+        .filter_map(|e| match e {
+            Event::Request { id, head } => {
+                assert_eq!(&head.path[..], b"/a.B/C");
+                Some(id.0)
             }
+            _ => None,
         })
         .collect();
-    assert_eq!(heads, [Bytes::new(), Bytes::from_static(b"example.com")]);
+    assert_eq!(started, [1, 3]);
 }

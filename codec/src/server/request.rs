@@ -16,18 +16,12 @@ use crate::hpack::FieldRef;
 pub struct RequestHead {
     /// `:path`, e.g. `/helloworld.Greeter/SayHello`.
     pub path: Bytes,
-    /// `:authority` (or `host`), empty when absent.
-    pub authority: Bytes,
-    /// `content-type`, e.g. `application/grpc` or `application/grpc+proto`.
-    pub content_type: Bytes,
     /// `grpc-timeout`, when the client set a deadline.
     pub timeout: Option<Duration>,
     /// `grpc-encoding` of the request messages; `None` for absent or `identity`.
     pub encoding: Option<Bytes>,
     /// `grpc-accept-encoding`: the encodings the client accepts for responses.
     pub accept_encoding: Option<Bytes>,
-    /// `user-agent`.
-    pub user_agent: Option<Bytes>,
     /// Custom metadata in arrival order. Values of `-bin` keys are base64-decoded.
     pub metadata: Vec<(Bytes, Bytes)>,
 }
@@ -77,6 +71,9 @@ pub(crate) struct HeadBuilder {
     has_scheme: bool,
     has_path: bool,
     has_authority: bool,
+    /// The (last) `content-type` is gRPC's: checked as it arrives rather than
+    /// kept, since nothing after the check needs it.
+    grpc_content_type: bool,
     malformed: bool,
     bad_grpc: Option<&'static str>,
     content_length: Option<u64>,
@@ -94,6 +91,7 @@ impl HeadBuilder {
             has_scheme: false,
             has_path: false,
             has_authority: false,
+            grpc_content_type: false,
             malformed: false,
             bad_grpc: None,
             content_length: None,
@@ -141,10 +139,7 @@ impl HeadBuilder {
                 self.head.path = field.value.clone();
                 std::mem::replace(&mut self.has_path, true)
             }
-            b":authority" => {
-                self.head.authority = field.value.clone();
-                std::mem::replace(&mut self.has_authority, true)
-            }
+            b":authority" => std::mem::replace(&mut self.has_authority, true),
             _ => true,
         };
         if seen {
@@ -167,13 +162,8 @@ impl HeadBuilder {
                 (Some(len), None) => self.content_length = Some(len),
                 _ => self.malformed = true,
             },
-            b"host" => {
-                if !self.has_authority {
-                    self.head.authority = field.value.clone();
-                }
-            }
             _ if self.trailers => {}
-            b"content-type" => self.head.content_type = field.value.clone(),
+            b"content-type" => self.grpc_content_type = is_grpc_content_type(field.value),
             b"grpc-timeout" => match timeout::parse(field.value) {
                 Ok(t) => self.head.timeout = Some(t),
                 Err(_) => self.bad_grpc = Some("malformed grpc-timeout"),
@@ -182,7 +172,9 @@ impl HeadBuilder {
                 self.head.encoding = (&field.value[..] != b"identity").then(|| field.value.clone());
             }
             b"grpc-accept-encoding" => self.head.accept_encoding = Some(field.value.clone()),
-            b"user-agent" => self.head.user_agent = Some(field.value.clone()),
+            // `host`, `user-agent`: HTTP/2 fields gRPC does not read, and not
+            // custom metadata either; the engine has no use for them per call.
+            b"host" | b"user-agent" => {}
             name if metadata::is_binary_key(name) => match metadata::decode_binary(field.value) {
                 Ok(value) => self
                     .head
@@ -231,7 +223,7 @@ impl HeadBuilder {
             Verdict::Malformed
         } else if self.method_post == Some(false) {
             Verdict::HttpStatus(405)
-        } else if !is_grpc_content_type(&self.head.content_type) {
+        } else if !self.grpc_content_type {
             Verdict::HttpStatus(415)
         } else if let Some(why) = self.bad_grpc {
             Verdict::GrpcStatus(status::INTERNAL, why)
