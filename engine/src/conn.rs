@@ -246,9 +246,9 @@ struct Reader {
 impl Reader {
     /// Picks the buffer for the next read that waits in the kernel (io_uring,
     /// TLS): after a short read, with nothing carried over, a small one, so an
-    /// idle connection holds 1 KiB rather than a full read buffer; otherwise a
-    /// full-size one, into which a frame begun in a small buffer moves (at most
-    /// 1 KiB copied, once per burst).
+    /// idle connection holds [`IDLE_READ_SIZE`] bytes rather than a full read
+    /// buffer; otherwise a full-size one, into which a frame begun in a small
+    /// buffer moves (at most that much copied, once per burst).
     fn prepare(&mut self, worker: &WorkerContext, idle_wait: IdleWait) {
         let read_size = worker.config.read_buffer_size;
         let want_small = idle_wait == IdleWait::SmallBuffer
