@@ -486,3 +486,49 @@ impl Socket {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `out` and the runs spliced into it, with the bytes a write must send.
+    fn cases() -> Vec<(&'static [u8], Vec<(usize, &'static [u8])>, &'static [u8])> {
+        vec![
+            (b"abc", vec![], b"abc"),
+            (b"", vec![(0, b"XY")], b"XY"),
+            (b"abc", vec![(0, b"XY")], b"XYabc"),
+            (b"abc", vec![(3, b"XY")], b"abcXY"),
+            (b"abcd", vec![(2, b"XY")], b"abXYcd"),
+            // Two runs at one position, and one at the very end.
+            (b"abcd", vec![(1, b"X"), (1, b"YZ"), (4, b"W")], b"aXYZbcdW"),
+            // An empty run is skipped, not written as an empty piece.
+            (b"ab", vec![(1, b""), (2, b"Q")], b"abQ"),
+        ]
+    }
+
+    #[test]
+    fn flattened_and_vectored_writes_send_the_same_bytes() {
+        for (out, runs, expected) in cases() {
+            let spliced: Vec<(usize, Bytes)> = runs
+                .iter()
+                .map(|&(at, data)| (at, Bytes::from_static(data)))
+                .collect();
+
+            let mut pieces = Vec::new();
+            for_each_piece(out.len(), &spliced, |piece| {
+                let bytes = match piece {
+                    Ok(data) => &data[..],
+                    Err(range) => &out[range],
+                };
+                assert!(!bytes.is_empty(), "an empty piece for {out:?} {runs:?}");
+                pieces.push(bytes.to_vec());
+            });
+            assert_eq!(pieces.concat(), expected, "pieces of {out:?} {runs:?}");
+
+            let mut drained = spliced.clone();
+            let flat = splice_into(out, &mut drained);
+            assert_eq!(&flat[..], expected, "flattened {out:?} {runs:?}");
+            assert!(drained.is_empty(), "the runs are taken");
+        }
+    }
+}
