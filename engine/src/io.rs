@@ -491,8 +491,11 @@ impl Socket {
 mod tests {
     use super::*;
 
+    /// Runs to splice in: (position in `out`, bytes).
+    type Runs = Vec<(usize, &'static [u8])>;
+
     /// `out` and the runs spliced into it, with the bytes a write must send.
-    fn cases() -> Vec<(&'static [u8], Vec<(usize, &'static [u8])>, &'static [u8])> {
+    fn cases() -> Vec<(&'static [u8], Runs, &'static [u8])> {
         vec![
             (b"abc", vec![], b"abc"),
             (b"", vec![(0, b"XY")], b"XY"),
