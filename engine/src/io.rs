@@ -397,9 +397,9 @@ macro_rules! epoll_read {
 }
 
 /// Writes all of `buf` through the ring, one write op at a time. tokio-uring's
-/// own `write_all` nests two async fns, each keeping the buffer and the op in
-/// its state: 448 bytes where this takes about half, in the writer task every
-/// idle connection holds.
+/// own `write_all` (448 bytes of future) nests two async fns, each keeping the
+/// buffer and the op in its state; this one loop keeps them once, which took
+/// 104 bytes off the writer task every idle connection holds.
 macro_rules! uring_write_all {
     ($s:expr, $buf:expr) => {{
         let mut buf = $buf;

@@ -123,7 +123,7 @@ pub enum Event {
 
 /// An [`Event`] waiting for [`Connection::poll_event`]. A request's head waits
 /// apart, in `Connection::request_heads`, so that the queue's slots are sized for
-/// the small events (40 bytes, not the head's 232): the queue keeps its capacity
+/// the small events (40 bytes, not the head's 136): the queue keeps its capacity
 /// while the connection idles, and one unary call fills four slots.
 #[derive(Debug)]
 enum QueuedEvent {
