@@ -8,7 +8,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use tokio_uring::buf::BoundedBuf;
+
+use crate::ring::RingStream;
 
 /// A bound, listening socket, before a worker's runtime takes it over.
 pub(crate) enum Bound {
@@ -18,14 +19,15 @@ pub(crate) enum Bound {
     Unix(std::os::unix::net::UnixListener),
 }
 
-/// A listening socket of one worker.
+/// A listening socket of one worker. Connections are accepted through the
+/// reactor's readiness on both backends (accepting is not on the per-RPC
+/// path); with io_uring, an accepted connection's reads and writes then go
+/// through the ring.
 pub(crate) enum Listener {
-    Uring(tokio_uring::net::TcpListener),
-    Epoll(tokio::net::TcpListener),
-    /// Unix sockets are accepted through the reactor's readiness on both
-    /// backends (tokio-uring cannot adopt a listener bound elsewhere); with
-    /// io_uring the accepted connection's reads and writes then go through the
-    /// ring. Accepting is not on the per-RPC path.
+    Tcp {
+        listener: tokio::net::TcpListener,
+        uring: bool,
+    },
     Unix {
         listener: tokio::net::UnixListener,
         uring: bool,
@@ -36,10 +38,10 @@ impl Listener {
     /// Wraps a bound, listening, non-blocking std listener for `backend`.
     pub(crate) fn new(listener: Bound, uring: bool) -> io::Result<Listener> {
         Ok(match listener {
-            Bound::Tcp(listener) if uring => {
-                Listener::Uring(tokio_uring::net::TcpListener::from_std(listener))
-            }
-            Bound::Tcp(listener) => Listener::Epoll(tokio::net::TcpListener::from_std(listener)?),
+            Bound::Tcp(listener) => Listener::Tcp {
+                listener: tokio::net::TcpListener::from_std(listener)?,
+                uring,
+            },
             Bound::Unix(listener) => Listener::Unix {
                 listener: tokio::net::UnixListener::from_std(listener)?,
                 uring,
@@ -51,24 +53,20 @@ impl Listener {
     /// sockets, whose peers have no IP address).
     pub(crate) async fn accept(&self) -> io::Result<(Socket, Option<SocketAddr>)> {
         match self {
-            Listener::Uring(l) => {
-                let (stream, addr) = l.accept().await?;
+            Listener::Tcp { listener, uring } => {
+                let (stream, addr) = listener.accept().await?;
                 stream.set_nodelay(true)?;
-                Ok((Socket::Uring(stream), Some(addr)))
-            }
-            Listener::Epoll(l) => {
-                let (stream, addr) = l.accept().await?;
-                stream.set_nodelay(true)?;
-                Ok((Socket::Epoll(stream), Some(addr)))
+                let socket = if *uring {
+                    Socket::Ring(RingStream::new(stream.into_std()?.into())?)
+                } else {
+                    Socket::Epoll(stream)
+                };
+                Ok((socket, Some(addr)))
             }
             Listener::Unix { listener, uring } => {
                 let (stream, _) = listener.accept().await?;
                 let socket = if *uring {
-                    let stream = stream.into_std()?;
-                    // The ring does blocking-style operations itself; the
-                    // descriptor must not return EAGAIN to it.
-                    stream.set_nonblocking(false)?;
-                    Socket::UringUnix(tokio_uring::net::UnixStream::from_std(stream))
+                    Socket::Ring(RingStream::new(stream.into_std()?.into())?)
                 } else {
                     Socket::EpollUnix(stream)
                 };
@@ -155,55 +153,26 @@ const MAX_IOVECS: usize = 1024;
 
 /// Vectored write through the ring: the pieces go as `Bytes` (the output
 /// buffer frozen and sliced; its memory comes back to the buffer once the
-/// write is done), at most [`MAX_IOVECS`] per submission, resubmitting what a
-/// short write left.
-macro_rules! uring_writev {
-    ($s:expr, $out:expr, $spliced:expr) => {{
-        let mut out = $out;
-        let frozen = out.split().freeze();
-        let mut pieces: Vec<Bytes> = Vec::with_capacity(2 * $spliced.len() + 1);
-        for_each_piece(frozen.len(), $spliced, |piece| {
-            pieces.push(match piece {
-                Ok(data) => data.clone(),
-                Err(range) => Bytes::slice(&frozen, range),
-            })
-        });
-        $spliced.clear();
-        drop(frozen);
-        let result = loop {
-            if pieces.is_empty() {
-                break Ok(());
-            }
-            // Only in batches of over 500 runs: the tail waits its turn.
-            let later = if pieces.len() > MAX_IOVECS {
-                pieces.split_off(MAX_IOVECS)
-            } else {
-                Vec::new()
-            };
-            let (result, returned) = $s.writev(pieces).await;
-            pieces = returned;
-            match result {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(mut n) => {
-                    let mut whole = 0;
-                    while whole < pieces.len() && pieces[whole].len() <= n {
-                        n -= pieces[whole].len();
-                        whole += 1;
-                    }
-                    pieces.drain(..whole);
-                    if n > 0 {
-                        bytes::Buf::advance(&mut pieces[0], n);
-                    }
-                    pieces.extend(later);
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        drop(pieces);
-        // The frozen pieces are gone: the buffer's memory is its own again.
-        out.clear();
-        (result, out)
-    }};
+/// write is done), at most [`MAX_IOVECS`] per send.
+async fn ring_write_spliced(
+    s: &RingStream,
+    mut out: BytesMut,
+    spliced: &mut Vec<(usize, Bytes)>,
+) -> (io::Result<()>, BytesMut) {
+    let frozen = out.split().freeze();
+    let mut pieces: Vec<Bytes> = Vec::with_capacity(2 * spliced.len() + 1);
+    for_each_piece(frozen.len(), spliced, |piece| {
+        pieces.push(match piece {
+            Ok(data) => data.clone(),
+            Err(range) => Bytes::slice(&frozen, range),
+        })
+    });
+    spliced.clear();
+    drop(frozen);
+    let result = s.write_pieces(pieces, MAX_IOVECS).await;
+    // The frozen pieces are gone: the buffer's memory is its own again.
+    out.clear();
+    (result, out)
 }
 
 /// What a connection's reader and writer drive: a plaintext [`Socket`], or TLS
@@ -339,8 +308,7 @@ impl Transport for Socket {
         spliced: &mut Vec<(usize, Bytes)>,
     ) -> (io::Result<()>, BytesMut) {
         match self {
-            Socket::Uring(s) => uring_writev!(s, out, spliced),
-            Socket::UringUnix(s) => uring_writev!(s, out, spliced),
+            Socket::Ring(s) => ring_write_spliced(s, out, spliced).await,
             Socket::Epoll(s) => epoll_writev!(s, out, spliced),
             Socket::EpollUnix(s) => epoll_writev!(s, out, spliced),
         }
@@ -349,7 +317,7 @@ impl Transport for Socket {
     #[inline]
     fn idle_wait(&self) -> IdleWait {
         match self {
-            Socket::Uring(_) | Socket::UringUnix(_) => IdleWait::SmallBuffer,
+            Socket::Ring(_) => IdleWait::SmallBuffer,
             Socket::Epoll(_) | Socket::EpollUnix(_) => IdleWait::Readiness,
         }
     }
@@ -359,7 +327,7 @@ impl Transport for Socket {
             Socket::Epoll(s) => s.readable().await,
             Socket::EpollUnix(s) => s.readable().await,
             // The ring waits in the read itself.
-            Socket::Uring(_) | Socket::UringUnix(_) => Ok(()),
+            Socket::Ring(_) => Ok(()),
         }
     }
 
@@ -367,16 +335,16 @@ impl Transport for Socket {
         match self {
             Socket::Epoll(s) => epoll_try_read!(s, buf),
             Socket::EpollUnix(s) => epoll_try_read!(s, buf),
-            Socket::Uring(_) | Socket::UringUnix(_) => Err(io::ErrorKind::WouldBlock.into()),
+            Socket::Ring(_) => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
 
 /// A connected socket.
 pub(crate) enum Socket {
-    Uring(tokio_uring::net::TcpStream),
+    /// TCP or Unix, through the worker's ring.
+    Ring(RingStream),
     Epoll(tokio::net::TcpStream),
-    UringUnix(tokio_uring::net::UnixStream),
     EpollUnix(tokio::net::UnixStream),
 }
 
@@ -394,28 +362,6 @@ macro_rules! epoll_read {
             }
         }
     };
-}
-
-/// Writes all of `buf` through the ring, one write op at a time. tokio-uring's
-/// own `write_all` (448 bytes of future) nests two async fns, each keeping the
-/// buffer and the op in its state; this one loop keeps them once, which took
-/// 104 bytes off the writer task every idle connection holds.
-macro_rules! uring_write_all {
-    ($s:expr, $buf:expr) => {{
-        let mut buf = $buf;
-        let len = buf.len();
-        let mut written = 0;
-        while written < len {
-            let (result, slice) = $s.write(buf.slice(written..len)).submit().await;
-            buf = slice.into_inner();
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => written += n,
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
-    }};
 }
 
 /// Writes all of `buf` to a readiness-based stream, waiting for writability.
@@ -448,18 +394,7 @@ impl Socket {
     ) -> (io::Result<usize>, BytesMut) {
         buf.reserve(want);
         match self {
-            Socket::Uring(s) => {
-                let start = buf.len();
-                let end = buf.capacity();
-                let (result, slice) = s.read(buf.slice(start..end)).await;
-                (result, slice.into_inner())
-            }
-            Socket::UringUnix(s) => {
-                let start = buf.len();
-                let end = buf.capacity();
-                let (result, slice) = s.read(buf.slice(start..end)).await;
-                (result, slice.into_inner())
-            }
+            Socket::Ring(s) => s.read(buf).await,
             Socket::Epoll(s) => epoll_read!(s, buf),
             Socket::EpollUnix(s) => epoll_read!(s, buf),
         }
@@ -468,8 +403,7 @@ impl Socket {
     /// Writes all of `buf`; gives it back for reuse.
     pub(crate) async fn write_all(&self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
         match self {
-            Socket::Uring(s) => uring_write_all!(s, buf),
-            Socket::UringUnix(s) => uring_write_all!(s, buf),
+            Socket::Ring(s) => s.write_all(buf).await,
             Socket::Epoll(s) => epoll_write_all!(s, buf),
             Socket::EpollUnix(s) => epoll_write_all!(s, buf),
         }
@@ -479,8 +413,10 @@ impl Socket {
     /// GOAWAY, when closing), and a read still pending on our side returns.
     pub(crate) fn shutdown(&self) {
         let _ = match self {
-            Socket::Uring(s) => s.shutdown(std::net::Shutdown::Both),
-            Socket::UringUnix(s) => s.shutdown(std::net::Shutdown::Both),
+            Socket::Ring(s) => {
+                s.shutdown();
+                Ok(())
+            }
             Socket::Epoll(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
             Socket::EpollUnix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
         };

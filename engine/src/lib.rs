@@ -18,8 +18,11 @@
 //!   accept from) and starts the worker threads.
 //! - `stats`: per-worker counters, read through [`ServerHandle::stats`], and
 //!   the per-RPC `rpc` tracing span (made only when a subscriber wants it).
-//! - `worker`: a pinned thread with its own runtime (tokio-uring, or tokio's epoll
-//!   reactor), its router and its connections; graceful drain.
+//! - `worker`: a pinned thread with its own runtime (tokio's current-thread
+//!   runtime with an io_uring ring, or with its epoll reactor alone), its router
+//!   and its connections; graceful drain.
+//! - `ring`: the io_uring driver: one ring per worker, submitted and reaped in
+//!   one `io_uring_enter` per turn, and the sockets whose I/O goes through it.
 //! - `io`: the I/O seam both backends implement (accept, read into an owned
 //!   buffer, write an owned buffer).
 //! - `tls`: [`TlsConfig`] and TLS connections: rustls driven over the same
@@ -46,6 +49,7 @@ mod config;
 mod conn;
 mod io;
 mod profile;
+mod ring;
 mod router;
 mod server;
 mod stats;

@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{Backend, EngineConfig};
 use crate::conn::{self, Shared};
 use crate::io::{Bound, Listener};
+use crate::ring;
 use crate::router::Router;
 use crate::server::ServiceFactory;
 use crate::stats::{StatsCell, WorkerStats};
@@ -203,7 +204,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         pin(setup.index, &setup.config.cores);
     }
     if setup.config.backend == Backend::Uring {
-        match uring_runtime(&setup.config) {
+        match ring::Runtime::new(&setup.config) {
             Ok(runtime) => {
                 runtime.block_on(worker_main(setup, true));
                 return;
@@ -228,31 +229,6 @@ pub(crate) fn run(setup: WorkerSetup) {
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, worker_main(setup, false));
-}
-
-fn uring_runtime(config: &EngineConfig) -> io::Result<tokio_uring::Runtime> {
-    let mut builder = tokio_uring::builder();
-    builder.entries(config.ring_entries);
-    if config.ring_coop_taskrun || config.ring_sqpoll_idle.is_some() {
-        let mut ring = tokio_uring::uring_builder();
-        if config.ring_coop_taskrun {
-            ring.setup_coop_taskrun().setup_single_issuer();
-        }
-        if let Some(idle) = config.ring_sqpoll_idle {
-            ring.setup_sqpoll(idle.as_millis().min(u32::MAX as u128) as u32);
-        }
-        builder.uring_builder(&ring);
-        // Kernels before 6.0 reject COOP_TASKRUN and SINGLE_ISSUER, and SQPOLL
-        // needs privileges on older ones: retry with a plain ring.
-        match tokio_uring::Runtime::new(&builder) {
-            Ok(runtime) => return Ok(runtime),
-            Err(error) => {
-                tracing::info!(%error, "io_uring setup flags refused; using a plain ring")
-            }
-        }
-        builder.uring_builder(&tokio_uring::uring_builder());
-    }
-    tokio_uring::Runtime::new(&builder)
 }
 
 fn pin(index: usize, cores: &[usize]) {
