@@ -9,8 +9,9 @@ use crate::Encoding;
 /// Which I/O implementation the workers run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// io_uring through tokio-uring, falling back to epoll (with a log line) when
-    /// the kernel or a seccomp profile refuses io_uring.
+    /// io_uring: a ring per worker under a tokio current-thread runtime, turned
+    /// with one `io_uring_enter` per busy turn; falls back to epoll (with a log
+    /// line) when the kernel or a seccomp profile refuses io_uring.
     #[default]
     Uring,
     /// tokio's epoll reactor on a current-thread runtime per core. Same codec and
@@ -48,8 +49,11 @@ pub struct EngineConfig {
     /// io_uring submission queue entries per worker. Default 256: enough for a read
     /// and a write in flight on a hundred busy connections per turn.
     pub ring_entries: u32,
-    /// Set up rings with COOP_TASKRUN and SINGLE_ISSUER. Default true: measured
-    /// cheaper per round trip on these kernels (DESIGN.md).
+    /// Set up rings with COOP_TASKRUN, TASKRUN_FLAG and SINGLE_ISSUER. Default
+    /// true: completion work waits for the worker's next `io_uring_enter` instead
+    /// of interrupting it, and the flag tells a turn with nothing to submit
+    /// whether it needs the syscall at all. Kernels before 6.0 refuse the flags;
+    /// the ring is then set up without them.
     pub ring_coop_taskrun: bool,
     /// Run a kernel thread that polls each worker's submission queue
     /// (IORING_SETUP_SQPOLL), going to sleep after this much idle time. Default

@@ -289,7 +289,10 @@ impl<T: Unpin + 'static> Future for Op<T> {
                 let result = *result;
                 slots.release(self.index);
                 drop(slots);
-                let data = self.data.take().expect("an operation polled after it completed");
+                let data = self
+                    .data
+                    .take()
+                    .expect("an operation polled after it completed");
                 Poll::Ready((result, data))
             }
             Slot::Waiting(waker) => {
@@ -382,9 +385,13 @@ impl RingStream {
         let mut written = 0;
         while written < buf.len() {
             let rest = &buf[written..];
-            let sqe = opcode::Send::new(self.fd(), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build();
+            let sqe = opcode::Send::new(
+                self.fd(),
+                rest.as_ptr(),
+                rest.len().min(u32::MAX as usize) as u32,
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
             let (res, back) = self.driver.start(sqe, buf).await;
             buf = back;
             match result(res) {
@@ -399,7 +406,11 @@ impl RingStream {
 
     /// Sends all of `pieces` in order, as few vectored sends as the kernel
     /// allows (at most `max_iovecs` pieces each).
-    pub(crate) async fn write_pieces(&self, pieces: Vec<Bytes>, max_iovecs: usize) -> io::Result<()> {
+    pub(crate) async fn write_pieces(
+        &self,
+        pieces: Vec<Bytes>,
+        max_iovecs: usize,
+    ) -> io::Result<()> {
         let mut vectored = Vectored {
             pieces,
             iovecs: Vec::new(),
@@ -408,10 +419,16 @@ impl RingStream {
         };
         while !vectored.pieces.is_empty() {
             vectored.iovecs.clear();
-            vectored.iovecs.extend(vectored.pieces.iter().take(max_iovecs).map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            }));
+            vectored.iovecs.extend(
+                vectored
+                    .pieces
+                    .iter()
+                    .take(max_iovecs)
+                    .map(|p| libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    }),
+            );
             vectored.header.msg_iov = vectored.iovecs.as_mut_ptr();
             vectored.header.msg_iovlen = vectored.iovecs.len() as _;
             let sqe = opcode::SendMsg::new(self.fd(), &*vectored.header)
@@ -545,7 +562,8 @@ impl Runtime {
         tokio.block_on(async move {
             // SAFETY: the ring's descriptor outlives this registration: the
             // driver that owns it is dropped after the runtime.
-            match unsafe { AsyncFd::register_with_interest(ring_fd, tokio::io::Interest::READABLE) } {
+            match unsafe { AsyncFd::register_with_interest(ring_fd, tokio::io::Interest::READABLE) }
+            {
                 Ok(ring) => {
                     let turn = tokio::spawn(Turn { ring });
                     let _ = finished.await;
@@ -585,7 +603,9 @@ fn build_ring(config: &EngineConfig) -> io::Result<IoUring> {
             Ok(ring) => return Ok(ring),
             // Kernels before 6.0 reject COOP_TASKRUN and SINGLE_ISSUER, and
             // SQPOLL needs privileges on older ones: retry with a plain ring.
-            Err(error) => tracing::info!(%error, "io_uring setup flags refused; using a plain ring"),
+            Err(error) => {
+                tracing::info!(%error, "io_uring setup flags refused; using a plain ring")
+            }
         }
     }
     IoUring::new(config.ring_entries)
@@ -642,7 +662,11 @@ mod tests {
                 buf = back;
                 read += n.unwrap();
             }
-            assert_eq!(&buf[..], b">world!", "a read appends after what the buffer holds");
+            assert_eq!(
+                &buf[..],
+                b">world!",
+                "a read appends after what the buffer holds"
+            );
             let pieces = vec![
                 Bytes::from_static(b"ab"),
                 Bytes::from_static(b"cde"),
@@ -662,14 +686,16 @@ mod tests {
             let stream = RingStream::new(OwnedFd::from(ours)).unwrap();
             let read = stream.read(BytesMut::with_capacity(64));
             // Started, then abandoned: nothing will ever arrive for it.
-            let abandoned =
-                tokio::time::timeout(Duration::from_millis(20), Box::pin(read)).await;
+            let abandoned = tokio::time::timeout(Duration::from_millis(20), Box::pin(read)).await;
             assert!(abandoned.is_err(), "a read completed with nothing sent");
             let driver = Driver::current();
             let deadline = tokio::time::Instant::now() + PATIENCE;
             // The cancellation completes the read, which frees its slot.
             while driver.slots.borrow().in_flight() > 0 {
-                assert!(tokio::time::Instant::now() < deadline, "the read was never cancelled");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the read was never cancelled"
+                );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             // And the socket still works for the next read.
