@@ -60,7 +60,9 @@ pub struct EngineConfig {
     /// `None`: the poller costs a whole core's worth of spinning while busy,
     /// which only pays off with spare cores and a latency budget measured in
     /// microseconds; on a machine with one worker per core it steals from the
-    /// workers. Falls back to an ordinary ring when the kernel refuses it.
+    /// workers. Takes the place of `ring_coop_taskrun`'s flags, which the kernel
+    /// refuses beside it; falls back to those, then to an ordinary ring, when the
+    /// kernel refuses SQPOLL.
     pub ring_sqpoll_idle: Option<Duration>,
     /// Bytes of spare room each read asks the kernel to fill. Default 16 KiB: one
     /// full-size HTTP/2 frame, and dozens of small requests per read.
